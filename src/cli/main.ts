@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { LitefsError } from "../errors.js";
+import { normalizeGoFlags } from "./flags.js";
+
+/** One file per verb; each exports a `register*` function that adds its command. */
+const program = new Command("litefs")
+  .description("FUSE filesystem that replicates SQLite databases")
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+// Verb registrations (one import per verb file) go below this line.
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(normalizeGoFlags(process.argv.slice(2)), { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof LitefsError) {
+      process.stderr.write(`litefs: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  }
+}
+
+await main();
