@@ -2,6 +2,9 @@
 import { Command, CommanderError } from "commander";
 import { LitefsError } from "../errors.js";
 import { normalizeGoFlags } from "./flags.js";
+import { registerLtx } from "./ltx.js";
+import { registerMount } from "./mount.js";
+import { registerVersion } from "./version.js";
 
 /** One file per verb; each exports a `register*` function that adds its command. */
 const program = new Command("litefs")
@@ -10,6 +13,9 @@ const program = new Command("litefs")
   .configureOutput({ outputError: (str, write) => write(str) });
 
 // Verb registrations (one import per verb file) go below this line.
+registerLtx(program);
+registerMount(program);
+registerVersion(program);
 
 async function main(): Promise<void> {
   try {

@@ -1,0 +1,105 @@
+import type { Command } from "commander";
+import { loadConfig, type Config } from "../config/index.js";
+import { Daemon } from "../daemon/daemon.js";
+import { runToCompletion, splitCommandLine, startChild, waitForExit } from "../daemon/exec.js";
+import { createLogger } from "./logger.js";
+
+interface MountFlags {
+  config?: string;
+  expandEnv: boolean;
+  skipUnmount?: boolean;
+  debug?: boolean;
+  fuseDebug?: boolean;
+}
+
+export function registerMount(program: Command): void {
+  program
+    .command("mount")
+    .description("mount the FUSE filesystem and run the node (optionally supervising an app given after --)")
+    .option("--config <path>", "path to litefs.yml (default: ./litefs.yml, ~/litefs.yml, /etc/litefs.yml, else the embedded demo config)")
+    .option("--no-expand-env", "do not expand $VAR references in the config file")
+    .option("--skip-unmount", "leave the filesystem mounted when exiting")
+    .option("--debug", "log at debug level")
+    .option("--fuse.debug", "print every FUSE request (libfuse debug output)")
+    .argument("[cmd...]", "app to run once the mount is ready (after --); overrides exec")
+    .action(async (cmd: string[], flags: Record<string, unknown>) => {
+      const mountFlags: MountFlags = {
+        config: flags.config as string | undefined,
+        expandEnv: flags.expandEnv !== false,
+        skipUnmount: Boolean(flags.skipUnmount),
+        debug: Boolean(flags.debug),
+        fuseDebug: Boolean(flags["fuse.debug"] ?? flags.fuseDebug),
+      };
+      process.exitCode = await runMount(mountFlags, cmd);
+    });
+}
+
+export async function runMount(flags: MountFlags, appArgv: string[]): Promise<number> {
+  const { config, source } = await loadConfig({ configPath: flags.config, noExpandEnv: !flags.expandEnv });
+  const log = createLogger({ format: config.log.format, debug: flags.debug || config.log.debug, timestamp: config.log.timestamp });
+  log.info({ config: source, "fuse.dir": config.fuse.dir, "data.dir": config.data.dir }, "litefs starting");
+
+  const daemon = new Daemon({ config, log, skipUnmount: flags.skipUnmount, fuseDebug: flags.fuseDebug });
+  try {
+    await daemon.start();
+  } catch (err) {
+    await daemon.stop().catch(() => undefined);
+    throw err;
+  }
+
+  const commands = appArgv.length ? [{ argv: appArgv, ifCandidate: false }] : execCommands(config);
+  return supervise(daemon, commands, config);
+}
+
+function execCommands(config: Config): Array<{ argv: string[]; ifCandidate: boolean }> {
+  return config.exec.map((c) => ({ argv: splitCommandLine(c.cmd), ifCandidate: c.ifCandidate }));
+}
+
+/**
+ * Runs the exec commands: all but the last to completion (migrations), the last as the app.
+ * SIGINT/SIGTERM go to the app; the node exits with the app's exit code after unmounting.
+ * Without an app the node serves until it is signalled.
+ */
+async function supervise(daemon: Daemon, commands: Array<{ argv: string[]; ifCandidate: boolean }>, config: Config): Promise<number> {
+  const log = daemon.store.log;
+  const runnable = commands.filter((c) => !c.ifCandidate || config.lease.candidate);
+  let child: ReturnType<typeof startChild> | null = null;
+  let signalled: NodeJS.Signals | null = null;
+  let wake: (() => void) | null = null;
+
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.info({ signal: sig }, "signal received");
+    signalled = sig;
+    if (child && child.exitCode === null) child.kill(sig);
+    wake?.();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  try {
+    for (let i = 0; i < runnable.length - 1 && !signalled; i++) {
+      try {
+        await runToCompletion(runnable[i].argv, log);
+      } catch (err) {
+        log.error({ err }, (err as Error).message);
+        if (config.exitOnError) return 1;
+      }
+    }
+    const app = runnable[runnable.length - 1];
+    if (app && !signalled) {
+      child = startChild(app.argv, log);
+      const code = await waitForExit(child).catch((err: Error) => {
+        log.error({ err }, err.message);
+        return 127;
+      });
+      log.info({ code }, "subprocess exited");
+      return code;
+    }
+    if (!signalled) await new Promise<void>((resolve) => (wake = resolve));
+    return 0;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await daemon.stop();
+  }
+}

@@ -1,0 +1,103 @@
+import * as fs from "node:fs";
+
+/**
+ * One file under data.dir that backs a file of the mount. All I/O is synchronous on purpose:
+ * it is called from FUSE handlers, and sync I/O on the *backing* filesystem is both safe and
+ * faster than a round trip through the thread pool (DESIGN.md section 9). Never use this on the
+ * mount itself.
+ */
+export class BackingFile {
+  private fd: number | null = null;
+
+  constructor(readonly path: string) {}
+
+  exists(): boolean {
+    return this.fd !== null || fs.existsSync(this.path);
+  }
+
+  /** Opens (creating when asked) and returns the descriptor; kept open until `close`. */
+  open(create = false): number {
+    if (this.fd === null) {
+      this.fd = fs.openSync(this.path, create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR, 0o644);
+    }
+    return this.fd;
+  }
+
+  size(): number {
+    if (this.fd !== null) return fs.fstatSync(this.fd).size;
+    try {
+      return fs.statSync(this.path).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+      throw err;
+    }
+  }
+
+  stat(): fs.Stats | null {
+    try {
+      return this.fd !== null ? fs.fstatSync(this.fd) : fs.statSync(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+  }
+
+  /** Reads up to `length` bytes at `position`; short only at end of file. */
+  read(buf: Uint8Array, length: number, position: number, offset = 0): number {
+    const fd = this.open();
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(fd, buf, offset + done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  }
+
+  /** Reads exactly `length` bytes (zero-filled past end of file). */
+  readAt(position: number, length: number): Buffer {
+    const buf = Buffer.alloc(length);
+    if (this.exists()) this.read(buf, length, position);
+    return buf;
+  }
+
+  write(buf: Uint8Array, length: number, position: number, offset = 0): void {
+    const fd = this.open(true);
+    let done = 0;
+    while (done < length) done += fs.writeSync(fd, buf, offset + done, length - done, position + done);
+  }
+
+  truncate(size: number): void {
+    fs.ftruncateSync(this.open(true), size);
+  }
+
+  sync(): void {
+    if (this.fd !== null) fs.fsyncSync(this.fd);
+  }
+
+  close(): void {
+    if (this.fd !== null) {
+      fs.closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+
+  unlink(): void {
+    this.close();
+    try {
+      fs.unlinkSync(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+}
+
+/** fsync a directory so a created, renamed or removed entry in it is durable. */
+export function syncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,126 @@
+import {
+  WAL_FRAME_COMMIT_OFFSET,
+  WAL_FRAME_HEADER_SIZE,
+  WAL_HEADER_SIZE,
+  isWalHeaderValid,
+  parseWalHeader,
+  scanWal,
+  walFrameSize,
+  type WalChecksum,
+  type WalHeader,
+} from "../sqlite/index.js";
+import type { Database } from "./database.js";
+
+/**
+ * Commit capture for WAL mode (DESIGN.md section 5).
+ *
+ * The committed part of the WAL ends at `committedEnd` with running checksum `committedSum`.
+ * After every write that completes a commit frame (its header says commit, and its page is in
+ * the file), the frames from `committedEnd` are verified as SQLite's recovery would (salts,
+ * cumulative checksums); each transaction that now verifies becomes one LTX, before the write
+ * returns to SQLite. A write that breaks the chain (SQLite rewriting checksums of a transaction
+ * in progress) simply waits for the write that mends it.
+ */
+export class WalCapture {
+  private header: WalHeader | null = null;
+  private committedEnd = 0;
+  private committedSum: WalChecksum = [0, 0];
+  /** pgno → WAL offset of the latest committed frame of that page, this WAL generation. */
+  readonly committedPages = new Map<number, number>();
+
+  constructor(private readonly db: Database) {}
+
+  /** The salts and the end of the committed frames: what recovery reconciles against. */
+  get state(): { header: WalHeader | null; committedEnd: number } {
+    return { header: this.header, committedEnd: this.committedEnd };
+  }
+
+  afterWrite(position: number, length: number): void {
+    if (position < WAL_HEADER_SIZE) {
+      this.loadHeader();
+      if (position + length <= WAL_HEADER_SIZE) return;
+    }
+    const header = this.header ?? this.loadHeader();
+    if (!header) return;
+    const frameSize = walFrameSize(header.pageSize);
+    const end = position + length;
+    if (end <= this.committedEnd) return;
+    // The frame holding the last byte written: does it end a transaction, and is it whole?
+    const frameIndex = Math.floor((end - 1 - WAL_HEADER_SIZE) / frameSize);
+    const frameOffset = WAL_HEADER_SIZE + frameIndex * frameSize;
+    const wal = this.db.files.wal;
+    if (wal.size() < frameOffset + frameSize) return;
+    const frameHeader = wal.readAt(frameOffset, WAL_FRAME_HEADER_SIZE);
+    if (new DataView(frameHeader.buffer, frameHeader.byteOffset).getUint32(WAL_FRAME_COMMIT_OFFSET) === 0) return;
+    this.captureCommitted();
+  }
+
+  afterTruncate(size: number): void {
+    if (size < WAL_HEADER_SIZE) this.reset();
+  }
+
+  /** Called when the WAL starts over (new header, truncation, unlink). */
+  reset(): void {
+    this.header = null;
+    this.committedEnd = 0;
+    this.committedSum = [0, 0];
+    this.committedPages.clear();
+  }
+
+  /**
+   * Adopts an existing WAL whose committed frames are already reflected in the position (startup
+   * after recovery, or a replica): capture continues after `committedEnd`.
+   */
+  adopt(header: WalHeader, committedEnd: number, committedSum: WalChecksum, pages: ReadonlyMap<number, number>): void {
+    this.header = header;
+    this.committedEnd = committedEnd;
+    this.committedSum = committedSum;
+    this.committedPages.clear();
+    for (const [pgno, off] of pages) this.committedPages.set(pgno, off);
+  }
+
+  /** A new WAL header means a new generation: every earlier frame has been checkpointed. */
+  private loadHeader(): WalHeader | null {
+    const wal = this.db.files.wal;
+    if (wal.size() < WAL_HEADER_SIZE) return null;
+    const buf = wal.readAt(0, WAL_HEADER_SIZE);
+    if (!isWalHeaderValid(buf)) return null;
+    const header = parseWalHeader(buf);
+    if (this.header && this.header.salt1 === header.salt1 && this.header.salt2 === header.salt2) return this.header;
+    this.header = header;
+    this.committedEnd = WAL_HEADER_SIZE;
+    this.committedSum = header.checksum;
+    this.committedPages.clear();
+    return header;
+  }
+
+  private captureCommitted(): void {
+    const header = this.header!;
+    const wal = this.db.files.wal;
+    const scan = scanWal((off, len) => wal.readAt(off, len), wal.size(), this.committedEnd, this.committedSum);
+    if (scan.header.salt1 !== header.salt1 || scan.header.salt2 !== header.salt2) return;
+    const db = this.db;
+    if (db.pageSize === 0) db.pageSize = header.pageSize;
+    for (const tx of scan.transactions) {
+      const pgnos = [...tx.pages.keys()].sort((a, b) => a - b);
+      db.commitTransaction({
+        commit: tx.commitSize,
+        pgnos,
+        readPage: (pgno) => wal.readAt(tx.pages.get(pgno)! + WAL_FRAME_HEADER_SIZE, header.pageSize),
+        walOffset: tx.offset,
+        walSize: tx.size,
+        walSalt1: header.salt1,
+        walSalt2: header.salt2,
+        always: true,
+      });
+      for (const [pgno, off] of tx.pages) this.committedPages.set(pgno, off);
+      this.committedEnd = tx.offset + tx.size;
+      this.committedSum = tx.checksum;
+    }
+    // Padding frames after an already-captured transaction.
+    if (scan.end > this.committedEnd) {
+      this.committedEnd = scan.end;
+      this.committedSum = scan.checksum;
+    }
+  }
+}

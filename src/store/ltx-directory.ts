@@ -1,0 +1,152 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  LtxEncoder,
+  formatLtxFilename,
+  parseLtxFilename,
+  type LtxHeader,
+} from "../ltx/index.js";
+import { syncDirectory } from "./backing-file.js";
+
+export interface LtxFileInfo {
+  minTxid: number;
+  maxTxid: number;
+  path: string;
+}
+
+export interface WrittenLtx {
+  path: string;
+  size: number;
+  fileChecksum: bigint;
+}
+
+const TMP_SUFFIX = ".tmp";
+const WRITE_BUFFER_SIZE = 256 * 1024;
+
+/**
+ * The `ltx/` folder of one database: committed transaction files named `min-max.ltx`.
+ * A file is written under a temporary name, fsynced, renamed and the folder fsynced, so a crash
+ * leaves either the whole file or none of it (temporary leftovers are removed at startup).
+ */
+export class LtxDirectory {
+  constructor(
+    readonly dir: string,
+    private readonly skipSync: boolean,
+  ) {}
+
+  ensure(): void {
+    fs.mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** Files sorted by TXID. */
+  list(): LtxFileInfo[] {
+    const files: LtxFileInfo[] = [];
+    for (const name of this.names()) {
+      const parsed = parseLtxFilename(name);
+      if (parsed) files.push({ ...parsed, path: path.join(this.dir, name) });
+    }
+    return files.sort((a, b) => a.maxTxid - b.maxTxid);
+  }
+
+  /** Temporary files left by a crash mid-write; called at startup only. */
+  removeLeftovers(): number {
+    const leftovers = this.names().filter((name) => name.endsWith(TMP_SUFFIX));
+    for (const name of leftovers) fs.rmSync(path.join(this.dir, name), { force: true });
+    return leftovers.length;
+  }
+
+  private names(): string[] {
+    try {
+      return fs.readdirSync(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+  }
+
+  latest(): LtxFileInfo | null {
+    const files = this.list();
+    return files.length ? files[files.length - 1] : null;
+  }
+
+  pathOf(minTxid: number, maxTxid: number): string {
+    return path.join(this.dir, formatLtxFilename(minTxid, maxTxid));
+  }
+
+  /**
+   * Writes one LTX file durably. `fill` receives the encoder and adds the pages; it returns
+   * the post-apply checksum for the trailer.
+   */
+  write(header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint): WrittenLtx {
+    const finalPath = this.pathOf(header.minTxid, header.maxTxid);
+    const tmpPath = finalPath + TMP_SUFFIX;
+    const fd = fs.openSync(tmpPath, "w", 0o644);
+    try {
+      const out = new BufferedWriter(fd);
+      const enc = new LtxEncoder(header, (chunk) => out.write(chunk), { compress });
+      const postApplyChecksum = fill(enc);
+      const result = enc.finish(postApplyChecksum);
+      out.flush();
+      if (!this.skipSync) fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      fs.renameSync(tmpPath, finalPath);
+      if (!this.skipSync) syncDirectory(this.dir);
+      return { path: finalPath, size: result.size, fileChecksum: result.fileChecksum };
+    } catch (err) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already closed
+      }
+      fs.rmSync(tmpPath, { force: true });
+      throw err;
+    }
+  }
+
+  /** Moves an already-verified file (received from the primary) into place durably. */
+  install(srcPath: string, minTxid: number, maxTxid: number): string {
+    const finalPath = this.pathOf(minTxid, maxTxid);
+    fs.renameSync(srcPath, finalPath);
+    if (!this.skipSync) syncDirectory(this.dir);
+    return finalPath;
+  }
+
+  remove(files: readonly LtxFileInfo[]): void {
+    for (const f of files) fs.rmSync(f.path, { force: true });
+    if (files.length && !this.skipSync) syncDirectory(this.dir);
+  }
+
+  /** A temporary path in this folder for a file being received. */
+  tempPath(label: string): string {
+    return path.join(this.dir, `${label}.${process.pid}.${Date.now()}${TMP_SUFFIX}`);
+  }
+}
+
+/** Coalesces the encoder's small chunks into large writes. */
+class BufferedWriter {
+  private buf = Buffer.allocUnsafe(WRITE_BUFFER_SIZE);
+  private used = 0;
+
+  constructor(private readonly fd: number) {}
+
+  write(chunk: Uint8Array): void {
+    if (chunk.length >= WRITE_BUFFER_SIZE) {
+      this.flush();
+      writeAll(this.fd, chunk);
+      return;
+    }
+    if (this.used + chunk.length > WRITE_BUFFER_SIZE) this.flush();
+    this.buf.set(chunk, this.used);
+    this.used += chunk.length;
+  }
+
+  flush(): void {
+    if (this.used > 0) writeAll(this.fd, this.buf.subarray(0, this.used));
+    this.used = 0;
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let done = 0;
+  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done);
+}

@@ -1,0 +1,73 @@
+import { CHECKSUM_FLAG } from "../ltx/index.js";
+
+/**
+ * Per-page checksums of one database, so the rolling checksum can be maintained incrementally:
+ * XOR a page's old checksum out and its new one in. Index 0 is page 1. A zero entry means the
+ * page has no checksum (the lock page, or beyond the end of the database).
+ */
+export class PageChecksums {
+  private sums = new BigUint64Array(1024);
+  private rolling = 0n;
+  private count = 0;
+
+  /** Number of pages currently covered (the database size in pages). */
+  get pageCount(): number {
+    return this.count;
+  }
+
+  /** Database checksum as LTX stores it (bit 63 set; an empty database is the flag alone). */
+  get checksum(): bigint {
+    return CHECKSUM_FLAG | this.rolling;
+  }
+
+  get(pgno: number): bigint {
+    return pgno <= this.count ? this.sums[pgno - 1] : 0n;
+  }
+
+  set(pgno: number, sum: bigint): void {
+    this.grow(pgno);
+    this.rolling ^= this.sums[pgno - 1] ^ sum;
+    this.sums[pgno - 1] = sum;
+    if (pgno > this.count) this.count = pgno;
+  }
+
+  /** Shrink or grow the database to `pageCount` pages; dropped pages leave the checksum. */
+  resize(pageCount: number): void {
+    for (let pgno = pageCount + 1; pgno <= this.count; pgno++) {
+      this.rolling ^= this.sums[pgno - 1];
+      this.sums[pgno - 1] = 0n;
+    }
+    if (pageCount > this.count) this.grow(pageCount);
+    this.count = pageCount;
+  }
+
+  /** The checksum the database would have after `changes` and a resize to `pageCount`. */
+  checksumAfter(changes: ReadonlyMap<number, bigint>, pageCount: number): bigint {
+    let rolling = this.rolling;
+    for (let pgno = pageCount + 1; pgno <= this.count; pgno++) rolling ^= this.sums[pgno - 1];
+    for (const [pgno, sum] of changes) {
+      if (pgno <= pageCount) rolling ^= this.get(pgno) ^ sum;
+    }
+    return CHECKSUM_FLAG | rolling;
+  }
+
+  apply(changes: ReadonlyMap<number, bigint>, pageCount: number): void {
+    this.resize(pageCount);
+    for (const [pgno, sum] of changes) if (pgno <= pageCount) this.set(pgno, sum);
+  }
+
+  clear(): void {
+    this.sums = new BigUint64Array(1024);
+    this.rolling = 0n;
+    this.count = 0;
+  }
+
+  private grow(pgno: number): void {
+    if (pgno <= this.sums.length) return;
+    let size = this.sums.length;
+    while (size < pgno) size *= 2;
+    const next = new BigUint64Array(size);
+    next.set(this.sums);
+    this.sums = next;
+  }
+}

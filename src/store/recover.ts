@@ -1,0 +1,189 @@
+import * as fs from "node:fs";
+import { CHECKSUM_FLAG, Position, decodeLtx, lockPgno, pageChecksum, formatChecksum, formatTxid } from "../ltx/index.js";
+import {
+  WAL_FRAME_HEADER_SIZE,
+  isDatabaseHeader,
+  isWalHeaderValid,
+  parseDatabaseHeader,
+  parseJournalHeader,
+  readJournalRecords,
+  scanWal,
+  WAL_HEADER_SIZE,
+} from "../sqlite/index.js";
+import type { Database } from "./database.js";
+import { StoreError } from "./errors.js";
+
+/**
+ * Startup recovery of one database, before the mount serves it (DESIGN.md section 5), in order:
+ * roll back a hot journal; reconcile the WAL with the last LTX and checkpoint it ourselves;
+ * re-apply the last LTX; compute page checksums; refuse to start when they disagree with it.
+ * Everything here is synchronous I/O on the backing files, which nothing else has open yet.
+ */
+export function recoverDatabase(db: Database): void {
+  db.ltx.removeLeftovers();
+  const latest = db.ltx.latest();
+  let last: ReturnType<typeof decodeLtx> | null = null;
+  if (latest) {
+    try {
+      last = decodeLtx(fs.readFileSync(latest.path), latest.path);
+    } catch (err) {
+      throw new StoreError(
+        "STORE_BAD_LTX",
+        `database ${db.name}: cannot use its last LTX file ${latest.path}: ${(err as Error).message}; ` +
+          `refusing to start (restore the file, or remove the database directory to resync it from the primary)`,
+        { cause: err },
+      );
+    }
+  }
+
+  rollbackHotJournal(db);
+  checkpointWal(db, last?.header ?? null);
+
+  if (last && last.header.commit === 0) {
+    // The database was dropped: its files stay gone, its position stays.
+    db.files.database.unlink();
+    db.setPosition(new Position(last.header.maxTxid, last.trailer.postApplyChecksum), true);
+    db.log.info({ txid: last.header.maxTxid }, "recovered dropped database");
+    return;
+  }
+
+  const file = db.files.database;
+  if (last) {
+    const { header } = last;
+    db.pageSize = header.pageSize;
+    for (const page of last.pages) file.write(page.data, page.data.length, (page.pgno - 1) * header.pageSize);
+    file.truncate(header.commit * header.pageSize);
+    if (!db.skipSync) file.sync();
+  } else {
+    db.refreshPageSize();
+  }
+
+  computeChecksums(db);
+  if (!last) {
+    db.setPosition(Position.ZERO, !file.exists());
+    if (db.checksums.pageCount > 0) adoptExistingDatabase(db);
+    return;
+  }
+
+  const expected = last.trailer.postApplyChecksum;
+  const found = db.checksums.checksum;
+  if (found !== expected) {
+    throw new StoreError(
+      "STORE_CHECKSUM_MISMATCH",
+      `database ${db.name}: checksum mismatch at TXID ${formatTxid(last.header.maxTxid)}: last LTX ${latest!.path} says ` +
+        `${formatChecksum(expected)}, the database file has ${formatChecksum(found)}; refusing to start`,
+    );
+  }
+  db.setPosition(new Position(last.header.maxTxid, expected));
+  db.log.info({ pos: db.position.toString() }, "database recovered");
+}
+
+/** A journal with a valid header left by a crash holds the pages to put back. */
+function rollbackHotJournal(db: Database): void {
+  const journal = db.files.journal;
+  if (!journal.exists()) return;
+  const size = journal.size();
+  const header = size >= 28 ? safeJournalHeader(journal.readAt(0, Math.min(size, 512))) : null;
+  if (!header) {
+    db.log.warn({ size }, "journal has no valid header (torn or already invalidated); removing it, the last LTX decides the database");
+    journal.unlink();
+    return;
+  }
+  const file = db.files.database;
+  let restored = 0;
+  for (const rec of readJournalRecords((off, len) => journal.readAt(off, len), size, header.pageSize)) {
+    file.write(rec.data, rec.data.length, (rec.pgno - 1) * header.pageSize);
+    restored++;
+  }
+  file.truncate(header.initialPageCount * header.pageSize);
+  if (!db.skipSync) file.sync();
+  journal.unlink();
+  db.log.info({ restored, pages: header.initialPageCount }, "rolled back hot journal");
+}
+
+function safeJournalHeader(buf: Uint8Array): ReturnType<typeof parseJournalHeader> {
+  try {
+    return parseJournalHeader(buf);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Copies the WAL's committed transactions that the last LTX covers into the database file and
+ * removes the WAL. Frames past the last LTX were never acknowledged to SQLite (the LTX is written
+ * before the commit write returns), so they are dropped.
+ */
+function checkpointWal(db: Database, last: { walSalt1: number; walSalt2: number; walOffset: number; walSize: number } | null): void {
+  const wal = db.files.wal;
+  if (!wal.exists()) return;
+  const size = wal.size();
+  if (size >= WAL_HEADER_SIZE && isWalHeaderValid(wal.readAt(0, WAL_HEADER_SIZE)) && last && last.walSize > 0) {
+    const scan = scanWal((off, len) => wal.readAt(off, len), size);
+    const { salt1, salt2, pageSize } = scan.header;
+    if (salt1 === last.walSalt1 && salt2 === last.walSalt2) {
+      const upTo = last.walOffset + last.walSize;
+      const pages = new Map<number, number>();
+      let commit = 0;
+      let dropped = 0;
+      for (const tx of scan.transactions) {
+        if (tx.offset >= upTo) {
+          dropped++;
+          continue;
+        }
+        for (const [pgno, off] of tx.pages) pages.set(pgno, off);
+        commit = tx.commitSize;
+      }
+      const file = db.files.database;
+      for (const [pgno, off] of pages) {
+        if (pgno > commit) continue;
+        file.write(wal.readAt(off + WAL_FRAME_HEADER_SIZE, pageSize), pageSize, (pgno - 1) * pageSize);
+      }
+      if (commit > 0) file.truncate(commit * pageSize);
+      if (!db.skipSync) file.sync();
+      db.log.info({ pages: pages.size, dropped }, "checkpointed WAL during recovery");
+    }
+  }
+  wal.unlink();
+  db.files.shm.unlink();
+}
+
+/** Page checksums of the whole database file (lock page skipped). */
+function computeChecksums(db: Database): void {
+  db.checksums.clear();
+  const file = db.files.database;
+  if (!file.exists()) return;
+  const size = file.size();
+  if (size === 0) return;
+  const first = file.readAt(0, 100);
+  if (!isDatabaseHeader(first)) {
+    throw new StoreError("STORE_NOT_A_DATABASE", `database ${db.name}: ${file.path} is not a SQLite database; refusing to start`);
+  }
+  const pageSize = parseDatabaseHeader(first).pageSize;
+  db.pageSize = pageSize;
+  const pageCount = Math.floor(size / pageSize);
+  const lock = lockPgno(pageSize);
+  const chunkPages = Math.max(1, Math.floor((4 << 20) / pageSize));
+  const chunk = Buffer.allocUnsafe(chunkPages * pageSize);
+  db.checksums.resize(pageCount);
+  for (let first = 1; first <= pageCount; first += chunkPages) {
+    const n = Math.min(chunkPages, pageCount - first + 1);
+    file.read(chunk, n * pageSize, (first - 1) * pageSize);
+    for (let i = 0; i < n; i++) {
+      const pgno = first + i;
+      if (pgno === lock) continue;
+      db.checksums.set(pgno, pageChecksum(pgno, chunk.subarray(i * pageSize, (i + 1) * pageSize)));
+    }
+  }
+}
+
+/** A database file with no LTX history (copied into data.dir): record it as a TXID 1 snapshot. */
+function adoptExistingDatabase(db: Database): void {
+  const file = db.files.database;
+  const pageSize = db.pageSize;
+  const commit = db.checksums.pageCount;
+  db.checksums.clear();
+  const pgnos = Array.from({ length: commit }, (_, i) => i + 1);
+  db.commitTransaction({ commit, pgnos, readPage: (pgno) => file.readAt((pgno - 1) * pageSize, pageSize) });
+  db.log.info({ pos: db.position.toString() }, "existing database adopted as a snapshot");
+}
