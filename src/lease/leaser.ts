@@ -1,0 +1,92 @@
+import type { LeaseError } from "./errors.js";
+
+/**
+ * Who the primary is, as stored in the lease (Consul: the JSON value of the lease key,
+ * `{"hostname": ..., "advertise-url": ...}`, the same shape LiteFS writes).
+ */
+export interface PrimaryInfo {
+  hostname: string;
+  advertiseUrl: string;
+}
+
+export type LeaserType = "static" | "consul";
+
+/** What a handoff handler receives: the node to hand the lease to and the lease to pass it. */
+export interface HandoffRequest {
+  nodeId: string;
+  leaseId: string;
+}
+
+/**
+ * Delivers a lease ID to the target node (over the replication stream) so that node can call
+ * `acquireExisting(leaseId)`. It must stop this node's writes before it sends, and resolve only
+ * once the ID is on its way; a rejection keeps this node primary.
+ */
+export type HandoffHandler = (request: HandoffRequest) => void | Promise<void>;
+
+/**
+ * Obtains the primary lease for leader election. One per node; the node's lease loop calls
+ * `acquire()` while it is a candidate without a primary, and `primaryInfo()` to find the primary
+ * otherwise.
+ */
+export interface Leaser {
+  readonly type: LeaserType;
+  /** This node's hostname (static replicas: the configured primary's hostname, as LiteFS). */
+  readonly hostname: string;
+  /** The URL other nodes use to reach this node when it is primary ("" on a static replica). */
+  readonly advertiseUrl: string;
+
+  /**
+   * Becomes primary, or fails with LEASE_PRIMARY_EXISTS (someone else is), LEASE_NOT_CANDIDATE,
+   * or a LEASE_CONSUL_* error. The returned lease keeps itself alive until it is lost or closed.
+   */
+  acquire(signal?: AbortSignal): Promise<Lease>;
+
+  /** Takes over a lease another node handed to us (its `HandoffRequest.leaseId`). */
+  acquireExisting(leaseId: string): Promise<Lease>;
+
+  /** The current primary, or null when there is none (or this node is the static primary). */
+  primaryInfo(): Promise<PrimaryInfo | null>;
+
+  /** The cluster ID recorded with the lease, or null if none has been set yet. */
+  clusterId(): Promise<string | null>;
+
+  /** Records the cluster ID; the first writer wins and a different later ID is refused. */
+  setClusterId(id: string): Promise<void>;
+
+  /** Closes any lease still open from this leaser, then releases the client. */
+  close(): Promise<void>;
+}
+
+/** A held primary lease. */
+export interface Lease {
+  readonly id: string;
+  /**
+   * Milliseconds since the epoch at which the lease was last known renewed. For Consul this is
+   * when the renew request was *sent*: Consul's TTL clock restarts on receipt, a bit later.
+   */
+  readonly renewedAt: number;
+  /** Time to live after `renewedAt`; Infinity for a static lease. */
+  readonly ttlMs: number;
+  /**
+   * Aborted, with a LeaseError as reason, the moment this node must stop acting as primary:
+   * LEASE_EXPIRED (lost), LEASE_HANDED_OFF or LEASE_CLOSED. For a lost Consul lease this happens
+   * a safety margin before the TTL runs out, so before any other node could acquire.
+   */
+  readonly signal: AbortSignal;
+
+  /** Renews now. Leases renew themselves; this is for callers that need a fresh TTL. */
+  renew(): Promise<void>;
+
+  /** Passes the lease to `nodeId` through the registered handoff handlers. */
+  handoff(nodeId: string): Promise<void>;
+
+  /** Registers the handler that delivers the lease ID to a target node; returns an unsubscribe. */
+  onHandoff(cb: HandoffHandler): () => void;
+
+  /** Called once if the lease is lost (not on close or handoff); returns an unsubscribe. */
+  onLost(cb: (err: LeaseError) => void): () => void;
+
+  /** Gives the lease up so another node can acquire at once (unless it was handed off). */
+  close(): Promise<void>;
+}
