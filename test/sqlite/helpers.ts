@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -16,6 +16,17 @@ export function readerOf(buf: Uint8Array): (offset: number, length: number) => U
 
 export function readFile(file: string): Buffer {
   return readFileSync(file);
+}
+
+/**
+ * Reads a file from another process. Closing any fd of a file drops every POSIX lock this process
+ * holds on it, so reading a database, -wal or -shm in-process while a better-sqlite3 connection of
+ * this process has it open would silently strip that connection's SQLite locks.
+ */
+export function snapshotFile(file: string): Buffer {
+  const run = spawnSync("/bin/cat", [file], { maxBuffer: 1 << 30 });
+  if (run.status !== 0) throw new Error(`cat ${file}: ${String(run.stderr)}`);
+  return run.stdout;
 }
 
 /** Writes `page` as page `pgno` of a database image, growing it as needed. */

@@ -17,7 +17,7 @@ import {
   type JournalPlaybackEnd,
   type JournalRecord,
 } from "../../src/sqlite/index.js";
-import { putPage, readFile, readerOf, tempDir } from "./helpers.js";
+import { putPage, readFile, readerOf, snapshotFile, tempDir } from "./helpers.js";
 
 let dir: string;
 let cleanup: () => void;
@@ -43,13 +43,13 @@ function makeHotJournal(opts: { synchronous?: "FULL" | "OFF" } = {}): HotJournal
   db.exec("create table t(id integer primary key, v blob)");
   const insert = db.prepare("insert into t(v) values (randomblob(?))");
   for (let i = 0; i < 200; i++) insert.run(1000);
-  const before = readFile(file);
+  const before = snapshotFile(file);
 
   db.pragma("cache_size = 5");
   db.exec("begin");
   for (let i = 0; i < 300; i++) insert.run(1000); // grows the file
   db.exec("update t set v = randomblob(900) where id % 3 = 0"); // rewrites existing pages
-  const snapshot = { db: readFile(file), journal: readFile(`${file}-journal`) };
+  const snapshot = { db: snapshotFile(file), journal: snapshotFile(`${file}-journal`) };
   db.exec("rollback");
   db.close();
   expect(snapshot.db.equals(before)).toBe(false); // the transaction really reached the file
@@ -158,7 +158,7 @@ describe("rollback journal", () => {
     const db = new Database(file);
     db.exec("create table t(x); insert into t values (1)");
     db.exec("begin; insert into t values (2)");
-    const journal = readFile(`${file}-journal`);
+    const journal = snapshotFile(`${file}-journal`);
     db.exec("rollback");
     db.close();
     expect(journal.length).toBeGreaterThan(0);
