@@ -1,0 +1,119 @@
+/**
+ * The validated contents of litefs.yml, in camelCase. Durations are milliseconds (`...Ms`);
+ * paths (`fuse.dir`, `data.dir`, TLS files, ...) are absolute, resolved against the working
+ * directory like LiteFS does. Strings that may be unset are optional rather than "".
+ */
+export interface Config {
+  exitOnError: boolean;
+  skipSync: boolean;
+  strictVerify: boolean;
+  /** Commands run after the node is primary or synced; the last one is the app. */
+  exec: ExecCommand[];
+  data: DataConfig;
+  fuse: FuseConfig;
+  http: HttpConfig;
+  proxy: ProxyConfig;
+  lease: LeaseConfig;
+  backup: BackupConfig;
+  log: LogConfig;
+  tracing: TracingConfig;
+}
+
+export interface ExecCommand {
+  cmd: string;
+  /** Run only when this node is a lease candidate (e.g. migrations). */
+  ifCandidate: boolean;
+}
+
+export interface DataConfig {
+  dir: string;
+  compress: boolean;
+  retentionMs: number;
+  retentionMonitorIntervalMs: number;
+}
+
+export interface FuseConfig {
+  dir: string;
+  allowOther: boolean;
+  debug: boolean;
+}
+
+export interface HttpConfig {
+  /** host:port the cluster API listens on; host may be empty (all interfaces). */
+  addr: string;
+  /** Time allowed to send one snapshot on a stream; 0 = no limit. */
+  snapshotTimeoutMs: number;
+  /** Extension: shared bearer token required on every cluster endpoint. */
+  token?: string;
+  /** Extension: serve the API over TLS (and expect peers to). */
+  tls?: { cert: string; key: string };
+}
+
+export interface ProxyConfig {
+  /** Unset target = proxy disabled. When set, addr and db are set too. */
+  addr?: string;
+  target?: string;
+  db?: string;
+  debug: boolean;
+  passthrough: string[];
+  alwaysForward: string[];
+  maxLagMs: number;
+  primaryRedirectTimeoutMs: number;
+  readTimeoutMs: number;
+  readHeaderTimeoutMs: number;
+  writeTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** Extension: off Fly, forward writes to the primary's proxy instead of answering fly-replay. */
+  forward: boolean;
+}
+
+export type LeaseType = "consul" | "static";
+
+export interface LeaseConfig {
+  type: LeaseType;
+  hostname: string;
+  /** Unset on a consul node: use http://<hostname>:<API port>, as LiteFS does. */
+  advertiseUrl?: string;
+  candidate: boolean;
+  promote: boolean;
+  reconnectDelayMs: number;
+  demoteDelayMs: number;
+  /** Databases a non-candidate replica receives; empty = all. */
+  databases: string[];
+  consul: ConsulConfig;
+}
+
+export interface ConsulConfig {
+  /** Set whenever lease.type is "consul". */
+  url?: string;
+  key?: string;
+  ttlMs: number;
+  lockDelayMs: number;
+}
+
+export type BackupType = "" | "file" | "litefs-cloud";
+
+/** Accepted for compatibility with LiteFS config files; not implemented yet. */
+export interface BackupConfig {
+  type: BackupType;
+  path?: string;
+  url?: string;
+  cluster?: string;
+  authToken?: string;
+}
+
+export interface LogConfig {
+  format: "text" | "json";
+  timestamp: boolean;
+  debug: boolean;
+}
+
+/** Accepted for compatibility with LiteFS config files; not implemented yet. */
+export interface TracingConfig {
+  enabled: boolean;
+  path?: string;
+  /** Megabytes per file before rolling. */
+  maxSize: number;
+  maxCount: number;
+  compress: boolean;
+}
