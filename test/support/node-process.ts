@@ -1,0 +1,181 @@
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+
+export const ROOT = path.resolve(import.meta.dirname, "../..");
+export const CLI = path.join(ROOT, "dist/src/cli/main.js");
+
+const execFileAsync = promisify(execFile);
+
+/** A temporary folder whose name global-setup recognises (to unmount leftovers of a crash). */
+export async function makeTempDir(label: string): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), `litefs-test-${label}-`));
+}
+
+export interface NodeConfig {
+  /** Extra YAML appended to the generated config. */
+  extraYaml?: string;
+  candidate?: boolean;
+  compress?: boolean;
+  retention?: string;
+  retentionMonitorInterval?: string;
+  httpPort?: number;
+}
+
+/**
+ * One `litefs mount` process with its own data dir and mount, started from the built CLI.
+ * Only processes started here are ever killed, by PID.
+ */
+export class LitefsNode {
+  proc: ChildProcess | null = null;
+  logs = "";
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+  readonly mnt: string;
+  readonly dataDir: string;
+  readonly configPath: string;
+
+  constructor(
+    readonly dir: string,
+    readonly config: NodeConfig = {},
+  ) {
+    this.mnt = path.join(dir, "mnt");
+    this.dataDir = path.join(dir, "data");
+    this.configPath = path.join(dir, "litefs.yml");
+  }
+
+  static async create(label: string, config: NodeConfig = {}): Promise<LitefsNode> {
+    const node = new LitefsNode(await makeTempDir(label), config);
+    await node.writeConfig();
+    return node;
+  }
+
+  async writeConfig(): Promise<void> {
+    const c = this.config;
+    const yaml = [
+      "fuse:",
+      `  dir: ${this.mnt}`,
+      "data:",
+      `  dir: ${this.dataDir}`,
+      `  compress: ${c.compress ?? true}`,
+      ...(c.retention ? [`  retention: ${c.retention}`] : []),
+      ...(c.retentionMonitorInterval ? [`  retention-monitor-interval: ${c.retentionMonitorInterval}`] : []),
+      "http:",
+      `  addr: "127.0.0.1:${c.httpPort ?? 0}"`,
+      "lease:",
+      "  type: static",
+      `  candidate: ${c.candidate ?? true}`,
+      `  advertise-url: http://127.0.0.1:${c.httpPort ?? 20202}`,
+      c.extraYaml ?? "",
+    ].join("\n");
+    await fsp.writeFile(this.configPath, yaml + "\n");
+  }
+
+  /** Starts the daemon and waits until the mount answers. */
+  async start(args: string[] = [], opts: { waitForMount?: boolean } = {}): Promise<void> {
+    this.logs = "";
+    const proc = spawn(process.execPath, [CLI, "mount", "-config", this.configPath, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env },
+    });
+    this.proc = proc;
+    proc.stdout!.on("data", (d) => (this.logs += d.toString()));
+    proc.stderr!.on("data", (d) => (this.logs += d.toString()));
+    this.exit = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+    if (opts.waitForMount === false) return;
+    await this.waitForMount();
+  }
+
+  async waitForMount(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.proc?.exitCode !== null && this.proc?.exitCode !== undefined) {
+        throw new Error(`litefs exited with ${this.proc.exitCode} before mounting:\n${this.logs}`);
+      }
+      if (isMounted(this.mnt) && this.logs.includes("mounted")) return;
+      await sleep(50);
+    }
+    throw new Error(`mount did not appear within ${timeoutMs} ms:\n${this.logs}`);
+  }
+
+  /** SIGTERM and wait for a clean exit. */
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const proc = this.proc;
+    if (!proc || !this.exit) return { code: null, signal: null };
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    const result = await withTimeout(this.exit, 20_000, "litefs did not exit after SIGTERM");
+    this.proc = null;
+    await forceUnmount(this.mnt);
+    return result;
+  }
+
+  /** kill -9: the daemon gets no chance to clean up; the stale mount is detached. */
+  async kill9(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || !this.exit) return;
+    proc.kill("SIGKILL");
+    await this.exit;
+    this.proc = null;
+    await forceUnmount(this.mnt);
+  }
+
+  async cleanup(): Promise<void> {
+    if (this.proc) await this.kill9().catch(() => undefined);
+    await forceUnmount(this.mnt);
+    await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  db(name: string): string {
+    return path.join(this.mnt, name);
+  }
+
+  ltxDir(name: string): string {
+    return path.join(this.dataDir, "dbs", name, "ltx");
+  }
+
+  async ltxFiles(name: string): Promise<string[]> {
+    try {
+      return (await fsp.readdir(this.ltxDir(name))).filter((f) => f.endsWith(".ltx")).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  async pos(name: string): Promise<string> {
+    return (await fsp.readFile(path.join(this.mnt, `${name}-pos`), "utf8")).trim();
+  }
+}
+
+export function isMounted(dir: string): boolean {
+  const mounts = fs.readFileSync("/proc/self/mounts", "utf8");
+  return mounts.split("\n").some((l) => l.split(" ")[1] === dir);
+}
+
+export async function forceUnmount(dir: string): Promise<void> {
+  if (!isMounted(dir)) return;
+  await execFileAsync("fusermount", ["-u", "-z", dir]).catch(() => execFileAsync("umount", ["-l", dir]).catch(() => undefined));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
