@@ -70,7 +70,7 @@ function playBack(journal: Buffer, pageSize?: number): { records: JournalRecord[
 function rollBack(db: Buffer, journal: Buffer): Buffer {
   const { records, end } = playBack(journal);
   if (end.header === null) return db;
-  let image = Buffer.from(db);
+  let image: Buffer = Buffer.from(db);
   for (const r of records) image = putPage(image, r.pgno, r.data);
   return image.subarray(0, end.header.initialPageCount * end.header.pageSize);
 }

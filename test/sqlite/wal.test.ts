@@ -36,7 +36,7 @@ function scan(wal: Buffer, fromOffset?: number, checksum?: readonly [number, num
 
 /** The database after applying each transaction's last page versions and its commit size. */
 function applyTransactions(dbBefore: Buffer, wal: Buffer, txns: WalTransaction[], pageSize: number): Buffer {
-  let image = Buffer.from(dbBefore);
+  let image: Buffer = Buffer.from(dbBefore);
   for (const txn of txns) {
     for (const [pgno, offset] of txn.pages) {
       const page = wal.subarray(offset + WAL_FRAME_HEADER_SIZE, offset + WAL_FRAME_HEADER_SIZE + pageSize);
