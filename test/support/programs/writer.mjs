@@ -1,0 +1,22 @@
+// Inserts rows with increasing ids, one transaction each, and prints each id after its commit
+// returned (synchronously, so a printed id was really acknowledged). Stops at the first error.
+import fs from "node:fs";
+import Database from "better-sqlite3";
+
+const [db, journalMode, startArg, countArg] = process.argv.slice(2);
+let id = Number(startArg);
+const end = id + Number(countArg ?? 1e9);
+try {
+  const conn = new Database(db, { timeout: 5000 });
+  conn.pragma(`journal_mode = ${journalMode}`);
+  conn.exec("CREATE TABLE IF NOT EXISTS acked (id INTEGER PRIMARY KEY, pad BLOB)");
+  const insert = conn.prepare("INSERT INTO acked (id, pad) VALUES (?, randomblob(?))");
+  for (; id < end; id++) {
+    insert.run(id, 200 + (id % 5) * 1500);
+    fs.writeSync(1, `${id}\n`);
+  }
+  conn.close();
+} catch (err) {
+  fs.writeSync(2, `writer stopped at ${id}: ${err.message}\n`);
+  process.exit(3);
+}
