@@ -47,17 +47,18 @@ export interface SqliteRun {
 
 /**
  * Runs the sqlite3 CLI asynchronously (never execSync: the point is often that it blocks).
- * `busyTimeoutMs` sets `.timeout`, SQLite's busy handler, so a blocked client waits instead of
- * failing at once; the process itself is killed after `killAfterMs`.
+ * Each element of `sql` is one argument: SQL or a dot-command. `busyTimeoutMs` sets `.timeout`,
+ * SQLite's busy handler, so a blocked client waits instead of failing at once; the process itself
+ * is killed after `killAfterMs`.
  */
 export function runSqlite(
   db: string,
-  sql: string,
+  sql: string | string[],
   opts: { busyTimeoutMs?: number; killAfterMs?: number } = {},
 ): SqliteRun {
   const args = [];
   if (opts.busyTimeoutMs !== undefined) args.push("-cmd", `.timeout ${opts.busyTimeoutMs}`);
-  args.push(db, sql);
+  args.push(db, ...(Array.isArray(sql) ? sql : [sql]));
   const child = spawn("/usr/bin/sqlite3", args, {
     stdio: ["ignore", "pipe", "pipe"],
     timeout: opts.killAfterMs ?? 30_000,
