@@ -32,3 +32,17 @@ export {
   validateHeader,
 } from "./header.js";
 export { type LtxTrailer, TRAILER_SIZE, decodeTrailer, encodeTrailer, validateTrailer } from "./trailer.js";
+export { LtxEncoder, type LtxEncodeResult, type LtxEncoderOptions, type LtxSink, encodeLtx } from "./encoder.js";
+export {
+  type DecodedLtx,
+  LtxDecoder,
+  type LtxDecoderOptions,
+  type LtxEvent,
+  type LtxPage,
+  type LtxSummary,
+  checkPostApplyChecksum,
+  decodeLtx,
+  decodeLtxFile,
+  decodeLtxStream,
+  verifyLtx,
+} from "./decoder.js";
