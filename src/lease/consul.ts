@@ -15,7 +15,7 @@ const SESSION_NAME = "litefs";
 export interface ConsulLeaserOptions {
   /** `lease.consul.url`: the password is the ACL token, the path a prefix for every key. */
   url: string;
-  /** `lease.consul.key`: the lease key (LiteFS's default is "litefs"). */
+  /** `lease.consul.key`: the lease key, unique per cluster. */
   key: string;
   /** This node's hostname, written into the lease when it is primary. */
   hostname: string;
