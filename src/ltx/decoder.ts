@@ -106,10 +106,14 @@ export class LtxDecoder {
     return this._header;
   }
 
-  /** Feeds the next bytes of the file; returns the header and pages they completed, in order. */
-  write(chunk: Uint8Array): LtxEvent[] {
+  /**
+   * Feeds the next bytes of the file; returns the header and pages they completed, in order.
+   * Events are appended to `into` when given, so that if the chunk turns out to be damaged part
+   * way, the caller still has everything completed before the error was thrown.
+   */
+  write(chunk: Uint8Array, into: LtxEvent[] = []): LtxEvent[] {
     if (this.state === D_FAILED) throw this.closed("failed on an earlier error");
-    this.events = [];
+    this.events = into;
     try {
       this.consume(chunk);
     } catch (err) {
@@ -319,7 +323,15 @@ export async function* decodeLtxStream(
 ): AsyncGenerator<LtxEvent, LtxSummary> {
   const dec = new LtxDecoder(opts);
   for await (const chunk of source) {
-    yield* dec.write(chunk);
+    const events: LtxEvent[] = [];
+    try {
+      dec.write(chunk, events);
+    } catch (err) {
+      // Hand out what came before the damage (a dump shows it), then the error.
+      yield* events;
+      throw err;
+    }
+    yield* events;
   }
   const summary = dec.end();
   yield { type: "trailer", trailer: summary.trailer };

@@ -254,6 +254,15 @@ describe("damage", () => {
     }
   });
 
+  test("events completed before damage in the same chunk are kept when asked for", () => {
+    const bad = fixture(INCREMENTAL.file);
+    bad[100 + 4100 + 4100 + 4 + 10] ^= 1; // inside page 8, the last
+    const events: LtxEvent[] = [];
+    const dec = new LtxDecoder();
+    expect(() => dec.write(bad, events)).toThrow(expect.objectContaining({ code: "LTX_FILE_CHECKSUM_MISMATCH" }));
+    expect(events.map((e) => (e.type === "page" ? e.pgno : e.type))).toEqual(["header", 1, 7, 8]);
+  });
+
   test("a decoder that failed refuses further input", () => {
     const dec = new LtxDecoder();
     expect(() => dec.write(new Uint8Array(100))).toThrow(LtxError);
