@@ -42,7 +42,10 @@ let fcntl: Fcntl | null = null;
 function libcFcntl(): Fcntl {
   if (fcntl !== null) return fcntl;
   if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64")) {
-    throw new OsError("OS_UNSUPPORTED", `OFD locks need Linux on x64/arm64, not ${process.platform}/${process.arch}`);
+    throw new OsError(
+      "OS_UNSUPPORTED",
+      `OFD locks need Linux on x64/arm64, not ${process.platform}/${process.arch}`,
+    );
   }
   try {
     const lib = koffi.load("libc.so.6");

@@ -264,7 +264,8 @@ export function scanWal(
   if (start < WAL_HEADER_SIZE || (start - WAL_HEADER_SIZE) % frameSize !== 0 || start > fileSize) {
     throw new SqliteFormatError(
       "WAL_BAD_OFFSET",
-      `offset ${start} is not a frame boundary within the WAL (frame size ${frameSize}, file size ${fileSize})`,
+      `offset ${start} is not a frame boundary within the WAL ` +
+        `(frame size ${frameSize}, file size ${fileSize})`,
     );
   }
 
@@ -305,7 +306,10 @@ export function scanWal(
       break;
     }
     // Same order of checks as wal.c's walDecodeFrame.
-    if (u32(frame, WAL_FRAME_SALT1_OFFSET) !== salt1 || u32(frame, WAL_FRAME_SALT2_OFFSET) !== salt2) {
+    if (
+      u32(frame, WAL_FRAME_SALT1_OFFSET) !== salt1 ||
+      u32(frame, WAL_FRAME_SALT2_OFFSET) !== salt2
+    ) {
       stop = { reason: "salt-mismatch", offset };
       break;
     }
@@ -322,7 +326,10 @@ export function scanWal(
       bigEndian,
     );
     next = walChecksum(page, next[0], next[1], bigEndian);
-    if (next[0] !== u32(frame, WAL_FRAME_CHECKSUM1_OFFSET) || next[1] !== u32(frame, WAL_FRAME_CHECKSUM2_OFFSET)) {
+    if (
+      next[0] !== u32(frame, WAL_FRAME_CHECKSUM1_OFFSET) ||
+      next[1] !== u32(frame, WAL_FRAME_CHECKSUM2_OFFSET)
+    ) {
       stop = { reason: "checksum-mismatch", offset };
       break;
     }
