@@ -30,14 +30,21 @@ export function parseConsulUrl(url: string): ConsulEndpoint {
     throw new LeaseError("LEASE_INVALID_OPTIONS", `lease.consul.url must be http or https, not ${u.protocol}`);
   }
   const secure = u.protocol === "https:";
+  const decode = (part: string, what: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch (err) {
+      throw new LeaseError("LEASE_INVALID_OPTIONS", `lease.consul.url has a malformed ${what}`, { cause: err });
+    }
+  };
   return {
     secure,
     // URL keeps the brackets of an IPv6 literal; http.request wants them gone.
     host: u.hostname.replace(/^\[(.*)\]$/, "$1"),
     // Like Go's HTTP client: no port means the scheme's port, not Consul's 8500.
     port: u.port ? Number(u.port) : secure ? 443 : 80,
-    token: u.password ? decodeURIComponent(u.password) : undefined,
-    keyPrefix: decodeURIComponent(u.pathname).replace(/^\//, ""),
+    token: u.password ? decode(u.password, "password") : undefined,
+    keyPrefix: decode(u.pathname, "path").replace(/^\//, ""),
   };
 }
 

@@ -365,6 +365,7 @@ describe("consul leaser: URL and options", () => {
     expect(parseConsulUrl("http://user@[::1]:8500").host).toBe("::1");
     expect(() => parseConsulUrl("consul:8500")).toThrow(LeaseError);
     expect(() => parseConsulUrl("not a url")).toThrow(/lease\.consul\.url/);
+    expect(() => parseConsulUrl("http://h:8500/%zz")).toThrow(/malformed path/);
   });
 
   it("refuses a TTL Consul would refuse, unless a test asks for it explicitly", async () => {
