@@ -38,6 +38,12 @@ export async function runMount(flags: MountFlags, appArgv: string[]): Promise<nu
   const { config, source } = await loadConfig({ configPath: flags.config, noExpandEnv: !flags.expandEnv });
   const log = createLogger({ format: config.log.format, debug: flags.debug || config.log.debug, timestamp: config.log.timestamp });
   log.info({ config: source, "fuse.dir": config.fuse.dir, "data.dir": config.data.dir }, "litefs starting");
+  if (source === "embedded") {
+    log.warn(
+      "no litefs.yml found (-config, ./litefs.yml, ~/litefs.yml, /etc/litefs.yml): using the embedded demo configuration, " +
+        "a single static primary; write a config file for anything else",
+    );
+  }
 
   const daemon = new Daemon({ config, log, skipUnmount: flags.skipUnmount, fuseDebug: flags.fuseDebug });
   try {
