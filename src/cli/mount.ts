@@ -83,6 +83,7 @@ async function supervise(daemon: Daemon, commands: Array<{ argv: string[]; ifCan
   process.on("SIGTERM", onSignal);
 
   try {
+    if (runnable.length > 0) await Promise.race([daemon.ready(), new Promise<void>((resolve) => (wake = resolve))]);
     for (let i = 0; i < runnable.length - 1 && !signalled; i++) {
       try {
         await runToCompletion(runnable[i].argv, log);

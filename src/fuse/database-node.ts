@@ -21,10 +21,12 @@ export class DatabaseFileNode {
     readonly db: Database,
     readonly kind: FileKind,
     private readonly primary: boolean,
+    /** Opened by the apply agent (O_NOATIME): writes replicated pages on a replica. */
+    readonly apply = false,
   ) {}
 
   private get writable(): boolean {
-    return this.primary || this.kind === "shm";
+    return this.primary || this.kind === "shm" || this.apply;
   }
 
   canOpenForWrite(): boolean {
@@ -59,12 +61,14 @@ export class DatabaseFileNode {
 
   write(buf: Buffer, len: number, pos: number): void {
     this.assertWritable("write");
-    this.db.write(this.kind, buf, len, pos);
+    if (this.apply && !this.primary) this.db.applyWrite(this.kind, buf, len, pos);
+    else this.db.write(this.kind, buf, len, pos);
   }
 
   truncate(size: number): void {
     this.assertWritable("truncate");
-    this.db.truncate(this.kind, size);
+    if (this.apply && !this.primary) this.db.applyTruncate(this.kind, size);
+    else this.db.truncate(this.kind, size);
   }
 
   unlink(): void {
@@ -77,7 +81,7 @@ export class DatabaseFileNode {
   }
 
   private mode(): number {
-    return this.writable ? 0o644 : 0o444;
+    return this.primary || this.kind === "shm" ? 0o644 : 0o444;
   }
 
   private assertWritable(op: string): void {

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { LitefsError } from "../errors.js";
 import type { Database, FileKind } from "../store/database.js";
 import { StoreError } from "../store/errors.js";
+import { APPLY_OPEN_FLAG } from "./apply-protocol.js";
 import { DatabaseFileNode } from "./database-node.js";
 import type { MountedStore } from "./mounted-store.js";
 import { LAG_FILE, PRIMARY_FILE, fileName, parseMountPath, type MountEntry } from "./names.js";
@@ -66,7 +67,7 @@ export class FileSystem {
       read: (p: string, fh: number, buf: Buffer, len: number, pos: number, cb: Callback) => this.read(fh, buf, len, pos, cb),
       write: (p: string, fh: number, buf: Buffer, len: number, pos: number, cb: Callback) => this.write(p, fh, buf, len, pos, cb),
       truncate: (p: string, size: number, cb: Callback) => this.truncate(p, size, cb),
-      ftruncate: (p: string, _fh: number, size: number, cb: Callback) => this.truncate(p, size, cb),
+      ftruncate: (p: string, fh: number, size: number, cb: Callback) => this.ftruncate(p, fh, size, cb),
       unlink: (p: string, cb: Callback) => this.unlink(p, cb),
       fsync: (p: string, _datasync: boolean, fh: number, cb: Callback) => this.fsync(fh, cb),
       fsyncdir: (_p: string, _datasync: boolean, _fh: number, cb: Callback) => this.fsyncdir(cb),
@@ -152,7 +153,12 @@ export class FileSystem {
     const node = this.nodeFor(entry);
     if (!node) return cb(errno.ENOENT);
     const wantsWrite = (flags & 3) !== fs.constants.O_RDONLY;
-    if (wantsWrite && !node.canOpenForWrite()) return cb(node instanceof SyntheticFileNode ? errno.EACCES : errno.EACCES);
+    if (wantsWrite && node instanceof DatabaseFileNode && !this.store.isPrimary && (flags & APPLY_OPEN_FLAG) !== 0) {
+      // The apply agent's handle: the only writer of a replica's database.
+      const applyNode = new DatabaseFileNode(node.db, node.kind, false, true);
+      return cb(0, this.addHandle({ entry, node: applyNode, writable: true }));
+    }
+    if (wantsWrite && !node.canOpenForWrite()) return cb(errno.EACCES);
     return cb(0, this.addHandle({ entry, node, writable: wantsWrite }));
   }
 
@@ -230,6 +236,18 @@ export class FileSystem {
       return cb(0);
     } catch (err) {
       return cb(this.toErrno(err, p, "truncate"));
+    }
+  }
+
+  private ftruncate(p: string, fh: number, size: number, cb: Callback): void {
+    const file = this.handles.get(fh);
+    if (!file) return this.truncate(p, size, cb);
+    if (!(file.node instanceof DatabaseFileNode)) return cb(errno.EACCES);
+    try {
+      file.node.truncate(size);
+      return cb(0);
+    } catch (err) {
+      return cb(this.toErrno(err, p, "ftruncate"));
     }
   }
 

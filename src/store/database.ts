@@ -320,6 +320,32 @@ export class Database {
     this.log.info({ txid: this.pos.txid }, "database dropped");
   }
 
+  // ---- replica side: changes received from the primary ---------------------------------------
+
+  /** A write by the apply agent through the mount: already captured on the primary. */
+  applyWrite(kind: FileKind, buf: Uint8Array, length: number, position: number): void {
+    this.files[kind].write(buf, length, position);
+  }
+
+  applyTruncate(kind: FileKind, size: number): void {
+    this.files[kind].truncate(size);
+  }
+
+  /** The primary dropped this database. */
+  dropReplica(position: Position): void {
+    this.checksums.clear();
+    this.journal.reset();
+    this.wal.reset();
+    for (const kind of ["journal", "wal", "shm", "database"] as const) this.files[kind].unlink();
+    this.setPosition(position, true);
+    this.log.info({ txid: position.txid }, "database dropped by the primary");
+  }
+
+  /** Tells listeners that a received file was applied (same event as a local commit). */
+  notifyApplied(ltxPath: string): void {
+    this.emit(ltxPath);
+  }
+
   closeFiles(): void {
     for (const f of Object.values(this.files)) f.close();
   }

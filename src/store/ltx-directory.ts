@@ -80,7 +80,15 @@ export class LtxDirectory {
   write(header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint): WrittenLtx {
     const finalPath = this.pathOf(header.minTxid, header.maxTxid);
     const tmpPath = finalPath + TMP_SUFFIX;
-    const fd = fs.openSync(tmpPath, "w", 0o644);
+    const written = this.writeTo(tmpPath, header, compress, fill);
+    fs.renameSync(tmpPath, finalPath);
+    if (!this.skipSync) syncDirectory(this.dir);
+    return { ...written, path: finalPath };
+  }
+
+  /** Encodes an LTX file at `filePath` (fsynced unless skip-sync); removed again on failure. */
+  writeTo(filePath: string, header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint): WrittenLtx {
+    const fd = fs.openSync(filePath, "w", 0o644);
     try {
       const out = new BufferedWriter(fd);
       const enc = new LtxEncoder(header, (chunk) => out.write(chunk), { compress });
@@ -89,16 +97,14 @@ export class LtxDirectory {
       out.flush();
       if (!this.skipSync) fs.fsyncSync(fd);
       fs.closeSync(fd);
-      fs.renameSync(tmpPath, finalPath);
-      if (!this.skipSync) syncDirectory(this.dir);
-      return { path: finalPath, size: result.size, fileChecksum: result.fileChecksum };
+      return { path: filePath, size: result.size, fileChecksum: result.fileChecksum };
     } catch (err) {
       try {
         fs.closeSync(fd);
       } catch {
         // already closed
       }
-      fs.rmSync(tmpPath, { force: true });
+      fs.rmSync(filePath, { force: true });
       throw err;
     }
   }

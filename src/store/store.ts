@@ -32,7 +32,7 @@ export class Store {
   private readonly listeners = new Set<(ev: CommitEvent) => void>();
   private retentionTimer: NodeJS.Timeout | null = null;
   private primaryHost: string | null = null;
-  private lag = 0;
+  private lagProvider: () => number = () => 0;
   private status = Date.now();
 
   constructor(private readonly opts: StoreOptions) {
@@ -120,16 +120,16 @@ export class Store {
   }
 
   lagMs(): number {
-    return this.primary ? 0 : this.lag;
+    return this.primary ? 0 : this.lagProvider();
   }
 
-  setLagMs(ms: number): void {
-    if (Math.round(ms) !== Math.round(this.lag)) this.bumpStatus();
-    this.lag = ms;
+  setLagProvider(fn: () => number): void {
+    this.lagProvider = fn;
   }
 
+  /** Moves whenever `.primary` may have changed; `.lag` changes continuously, so it moves per second too. */
   statusVersion(): number {
-    return this.status;
+    return Math.max(this.status, Math.floor(Date.now() / 1000) * 1000);
   }
 
   private bumpStatus(): void {

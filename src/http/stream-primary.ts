@@ -1,0 +1,183 @@
+import { once } from "node:events";
+import * as fsp from "node:fs/promises";
+import type { ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import { HEADER_SIZE, Position, TRAILER_SIZE, decodeHeader, decodeTrailer, type LtxHeader } from "../ltx/index.js";
+import type { Database } from "../store/database.js";
+import type { LtxFileInfo } from "../store/ltx-directory.js";
+import { writeSnapshot } from "../store/snapshot.js";
+import type { Store } from "../store/store.js";
+import { encodeEndFrame, encodeHeartbeatFrame, encodeLtxFrameHeader, encodeReadyFrame } from "./frames.js";
+import type { StreamRequest } from "./stream-request.js";
+
+export interface StreamServerOptions {
+  store: Store;
+  log: Logger;
+  compress: boolean;
+  heartbeatMs: number;
+}
+
+/**
+ * Serves one replica's stream (DESIGN.md section 6). For every database it brings the replica
+ * from the position it reported to the primary's: the LTX files that follow it when they exist
+ * and their pre-apply checksum matches, otherwise a snapshot of the live database (retention
+ * gap, replica ahead, checksums diverged). Then READY, then every new commit as it happens, and
+ * a heartbeat whenever nothing else was sent for a while. Ends when the replica goes away or
+ * `signal` aborts (this node stops being the primary).
+ */
+export async function serveStream(req: StreamRequest, res: ServerResponse, opts: StreamServerOptions, signal: AbortSignal): Promise<void> {
+  const { store, log } = opts;
+  const wanted = req.databases ? new Set(req.databases) : null;
+  const sent = new Map<string, Position>(req.positions);
+  const dirty = new Set<string>();
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+
+  const include = (name: string) => wanted === null || wanted.has(name);
+  for (const db of store.allDatabases()) if (include(db.name)) dirty.add(db.name);
+  const unsubscribe = store.onCommit((ev) => {
+    if (!include(ev.db.name)) return;
+    dirty.add(ev.db.name);
+    poke();
+  });
+  let closed = false;
+  const onClose = () => {
+    closed = true;
+    poke();
+  };
+  res.on("close", onClose);
+  signal.addEventListener("abort", onClose);
+
+  const write = async (chunk: Uint8Array) => {
+    if (closed) throw new Error("stream closed");
+    if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
+  };
+
+  try {
+    let ready = false;
+    while (!closed) {
+      if (dirty.size > 0) {
+        const names = [...dirty];
+        dirty.clear();
+        for (const name of names) {
+          const db = store.allDatabases().find((d) => d.name === name);
+          if (db && !closed) await catchUp(db, sent, write, opts, req);
+        }
+        if (!ready && !closed) {
+          await write(encodeReadyFrame());
+          ready = true;
+        }
+        continue;
+      }
+      const idle = await Promise.race([
+        new Promise<boolean>((resolve) => (wake = () => resolve(false))),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), opts.heartbeatMs).unref()),
+      ]);
+      wake = null;
+      if (idle && !closed) await write(encodeHeartbeatFrame(Date.now()));
+    }
+    if (signal.aborted && !res.writableEnded) res.write(encodeEndFrame(String(signal.reason ?? "primary is stepping down")));
+  } catch (err) {
+    if (!closed) log.warn({ err, replica: req.hostname }, "replication stream failed");
+  } finally {
+    unsubscribe();
+    signal.removeEventListener("abort", onClose);
+    res.off("close", onClose);
+    if (!res.writableEnded) res.end();
+  }
+}
+
+/** Sends what one database's replica is missing, until it matches the primary's position. */
+async function catchUp(
+  db: Database,
+  sent: Map<string, Position>,
+  write: (chunk: Uint8Array) => Promise<void>,
+  opts: StreamServerOptions,
+  req: StreamRequest,
+): Promise<void> {
+  let have = sent.get(db.name) ?? Position.ZERO;
+  // A database the replica never had and that is gone now: nothing to send.
+  if (have.txid === 0 && !db.exists) {
+    sent.set(db.name, db.position);
+    return;
+  }
+  for (let guard = 0; guard < 1_000_000; guard++) {
+    const cur = db.position;
+    if (have.equals(cur)) break;
+    if (have.txid < cur.txid) {
+      const next = await nextFile(db, have);
+      if (next) {
+        await sendFile(db.name, next.file.path, write);
+        have = next.after;
+        continue;
+      }
+    }
+    if (!db.exists) {
+      // Dropped on the primary: the deletion file applies to any earlier position.
+      const last = db.ltx.latest();
+      if (last) await sendFile(db.name, last.path, write);
+      have = cur;
+      continue;
+    }
+    opts.log.info({ db: db.name, replica: req.hostname, from: have.toString(), to: cur.toString() }, "sending snapshot");
+    const tmp = db.ltx.tempPath("snapshot");
+    try {
+      // Synchronous: it captures exactly `cur`, nothing can commit in between.
+      writeSnapshot(db, tmp, opts.compress);
+      await sendFile(db.name, tmp, write);
+      have = cur;
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+  }
+  sent.set(db.name, have);
+}
+
+/** The stored file that continues from `have`, with the position after it; null if there is none. */
+async function nextFile(db: Database, have: Position): Promise<{ file: LtxFileInfo; after: Position } | null> {
+  const file = db.ltx.list().find((f) => f.minTxid === have.txid + 1);
+  if (!file) return null;
+  try {
+    const { header, post } = await readHeaderAndPost(file.path);
+    const fits = have.txid === 0 ? header.minTxid === 1 : header.preApplyChecksum === have.postApplyChecksum;
+    return fits ? { file, after: new Position(header.maxTxid, post) } : null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null; // removed by retention meanwhile
+    throw err;
+  }
+}
+
+async function readHeaderAndPost(path: string): Promise<{ header: LtxHeader; post: bigint }> {
+  const fh = await fsp.open(path, "r");
+  try {
+    const size = (await fh.stat()).size;
+    const head = Buffer.alloc(HEADER_SIZE);
+    await fh.read(head, 0, HEADER_SIZE, 0);
+    const tail = Buffer.alloc(TRAILER_SIZE);
+    await fh.read(tail, 0, TRAILER_SIZE, size - TRAILER_SIZE);
+    return { header: decodeHeader(head, path), post: decodeTrailer(tail).postApplyChecksum };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function sendFile(name: string, path: string, write: (chunk: Uint8Array) => Promise<void>): Promise<void> {
+  const fh = await fsp.open(path, "r");
+  try {
+    const size = (await fh.stat()).size;
+    await write(encodeLtxFrameHeader(name, size));
+    const stream = fh.createReadStream({ highWaterMark: 256 * 1024, autoClose: false });
+    let sentBytes = 0;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      sentBytes += chunk.length;
+      await write(chunk);
+    }
+    if (sentBytes !== size) throw new Error(`${path} changed size while being sent`);
+  } finally {
+    await fh.close();
+  }
+}

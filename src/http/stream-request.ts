@@ -1,0 +1,46 @@
+import { z } from "zod";
+import { Position } from "../ltx/index.js";
+import { CLUSTER_ID_PATTERN } from "../store/cluster-id.js";
+
+/** Largest POST /stream body accepted: positions of thousands of databases fit easily. */
+export const MAX_STREAM_REQUEST_BYTES = 1 << 20;
+
+const positionText = z.string().regex(/^[0-9a-f]{16}\/[0-9a-f]{16}$/, "position must be %016x/%016x");
+
+/** What a replica sends to open a stream: who it is and where each of its databases stands. */
+export const streamRequestSchema = z
+  .object({
+    nodeId: z.string().regex(/^[0-9a-f]{16}$/, "nodeId must be 16 hex digits"),
+    hostname: z.string().max(255),
+    clusterId: z.union([z.literal(""), z.string().regex(CLUSTER_ID_PATTERN, "clusterId must be LFSC and 16 hex digits")]),
+    /** Databases this replica wants (lease.databases); null or absent = all. */
+    databases: z.array(z.string().min(1).max(255)).max(100_000).nullish(),
+    positions: z.record(z.string().min(1).max(255), positionText),
+  })
+  .strict();
+
+export interface StreamRequest {
+  nodeId: string;
+  hostname: string;
+  clusterId: string;
+  databases: string[] | null;
+  positions: Map<string, Position>;
+}
+
+/** Parses and validates a request body; the error message says what is wrong. */
+export function parseStreamRequest(body: string): StreamRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (err) {
+    throw new Error(`request body is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = streamRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`invalid stream request: ${issue.path.join(".") || "body"}: ${issue.message}`);
+  }
+  const positions = new Map<string, Position>();
+  for (const [name, text] of Object.entries(parsed.data.positions)) positions.set(name, Position.parse(text));
+  return { ...parsed.data, databases: parsed.data.databases ?? null, positions };
+}
