@@ -1,0 +1,213 @@
+/**
+ * Mount benchmark (issue 3, "Speed"): the same SQLite workloads on a LiteFS mount and on a plain
+ * directory of the same disk, in one run, with the ratios and pass/fail against the targets.
+ *
+ *   npm run bench:mount                 (builds, then runs dist/bench/mount.js)
+ *   node dist/bench/mount.js --quick    (a tenth of the work, for a smoke test)
+ *   node dist/bench/mount.js --fuse-debug        FUSE requests per op, from libfuse's debug log
+ *   node dist/bench/mount.js --cpu-prof <dir>    profile the daemon (node --cpu-prof)
+ *   node dist/bench/mount.js --skip-sync         daemon with skip-sync: true (what LTX fsyncs cost)
+ *   node dist/bench/mount.js --only lookups,bulk --keep
+ *
+ * The daemon is a separate `litefs mount` process (bench/support/daemon.ts); this process only
+ * opens databases on the mount with better-sqlite3. A target missed is reported, never fatal:
+ * the exit code is 0 unless the benchmark itself could not run.
+ */
+import * as fsp from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import Database from "better-sqlite3";
+
+import { BenchDaemon, forceUnmount } from "./support/daemon.js";
+import { countFuseOps, formatOpsPer, type OpCounts } from "./support/fuse-trace.js";
+import { WORKLOADS, type Workload, type WorkloadParams, type WorkloadResult } from "./support/workloads.js";
+
+interface Args {
+  quick: boolean;
+  fuseDebug: boolean;
+  cpuProfDir?: string;
+  only?: string[];
+  keep: boolean;
+  skipSync: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { quick: false, fuseDebug: false, keep: false, skipSync: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--quick") args.quick = true;
+    else if (a === "--fuse-debug") args.fuseDebug = true;
+    else if (a === "--keep") args.keep = true;
+    else if (a === "--skip-sync") args.skipSync = true;
+    else if (a === "--cpu-prof") args.cpuProfDir = path.resolve(argv[++i] ?? "bench-cpu-prof");
+    else if (a === "--only") args.only = (argv[++i] ?? "").split(",").filter(Boolean);
+    else throw new Error(`unknown argument ${a} (known: --quick --fuse-debug --cpu-prof <dir> --skip-sync --only <keys> --keep)`);
+  }
+  return args;
+}
+
+interface Target {
+  describe: string;
+  check(plain: WorkloadResult, mount: WorkloadResult): boolean;
+}
+
+const TARGETS: Record<string, Target> = {
+  "delete-full": { describe: "mount ≤ 5x plain", check: (p, m) => m.ms / p.ms <= 5 },
+  "wal-normal": { describe: "mount ≥ 2,000 tx/s", check: (_p, m) => rate(m) >= 2000 },
+  lookups: { describe: "mount ≤ 1.5x plain", check: (p, m) => m.ms / p.ms <= 1.5 },
+};
+
+interface Row {
+  workload: Workload;
+  plain: WorkloadResult;
+  mount: WorkloadResult;
+  ltxFiles: number;
+  txidDelta: number;
+  fuseOps?: OpCounts;
+}
+
+const rate = (r: WorkloadResult) => (r.ops * 1000) / r.ms;
+const fmtMs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+const fmtRate = (r: number) => Math.round(r).toLocaleString("en-US");
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const scale = args.quick ? 10 : 1;
+  const params: WorkloadParams = {
+    inserts: 10_000 / scale,
+    lookupRows: 100_000 / scale,
+    lookups: 100_000 / scale,
+    bulkRows: 200_000 / scale,
+  };
+  const workloads = WORKLOADS.filter((w) => !args.only || args.only.includes(w.key));
+  if (workloads.length === 0) throw new Error(`--only matches none of ${WORKLOADS.map((w) => w.key).join(", ")}`);
+
+  // Both variants under one temp folder: same disk, same filesystem for the plain run and for
+  // the daemon's data dir.
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "litefs-bench-"));
+  const plainDir = path.join(dir, "plain");
+  await fsp.mkdir(plainDir);
+  if (args.cpuProfDir) await fsp.mkdir(args.cpuProfDir, { recursive: true });
+  const daemon = new BenchDaemon(dir, { fuseDebug: args.fuseDebug, cpuProfDir: args.cpuProfDir, skipSync: args.skipSync });
+
+  // Ctrl-C: stop the daemon and detach the mount before exiting.
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write(`\n${sig}: stopping the daemon\n`);
+    void daemon
+      .stop()
+      .finally(() => forceUnmount(daemon.mnt))
+      .finally(() => (args.keep ? undefined : fsp.rm(dir, { recursive: true, force: true })))
+      .finally(() => process.exit(130));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const sqliteVersion = (new Database(":memory:").prepare("SELECT sqlite_version()").pluck().get() as string) ?? "?";
+  console.log(`litefs-ts mount benchmark${args.quick ? " (--quick: a tenth of the work)" : ""}${args.fuseDebug ? " (--fuse-debug: mount timings are not representative)" : ""}${args.skipSync ? " (--skip-sync: LTX files not fsynced, not durable)" : ""}`);
+  console.log(`node ${process.version}, SQLite ${sqliteVersion}, ${os.cpus().length} cores, ${os.type()} ${os.release()}`);
+  console.log(`folder ${dir}\n`);
+
+  const rows: Row[] = [];
+  const runStart = process.hrtime.bigint();
+  try {
+    await daemon.start();
+    for (const w of workloads) {
+      process.stdout.write(`${w.title}: plain ... `);
+      const plain = w.run(plainDir, params, {});
+      process.stdout.write(`${fmtMs(plain.ms)}; mount ... `);
+      let ltxBefore = 0;
+      let txidBefore = 0;
+      let logBefore = 0;
+      const mount = w.run(daemon.mnt, params, {
+        beforeMeasure() {
+          ltxBefore = daemon.ltxCount(w.db);
+          txidBefore = daemon.txid(w.db);
+          logBefore = daemon.logSize();
+        },
+      });
+      const logAfter = daemon.logSize();
+      console.log(`${fmtMs(mount.ms)}`);
+      const row: Row = {
+        workload: w,
+        plain,
+        mount,
+        ltxFiles: daemon.ltxCount(w.db) - ltxBefore,
+        txidDelta: daemon.txid(w.db) - txidBefore,
+      };
+      if (args.fuseDebug) row.fuseOps = await countFuseOps(daemon.logPath, logBefore, logAfter);
+      rows.push(row);
+      if (interrupted) return;
+    }
+  } catch (err) {
+    console.error(`\nbenchmark failed: ${(err as Error).stack ?? err}`);
+    console.error(`daemon log (tail):\n${await daemon.logTail(4096)}`);
+    process.exitCode = 1;
+  } finally {
+    const exit = await daemon.stop().catch(() => null);
+    if (exit && exit.code !== 0) console.error(`daemon exited with ${exit.code ?? exit.signal}`);
+    await forceUnmount(daemon.mnt);
+    if (!args.keep) await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  if (rows.length) report(rows, params, Number(process.hrtime.bigint() - runStart) / 1e9);
+  if (args.cpuProfDir) console.log(`\ndaemon CPU profile: ${args.cpuProfDir} (open in Chrome DevTools / speedscope)`);
+  if (args.keep) console.log(`kept ${dir} (daemon log: ${daemon.logPath})`);
+}
+
+function report(rows: Row[], params: WorkloadParams, seconds: number): void {
+  const sizes: Record<string, string> = {
+    "delete-full": `${fmtRate(params.inserts)} tx`,
+    "wal-normal": `${fmtRate(params.inserts)} tx`,
+    lookups: `${fmtRate(params.lookups)} of ${fmtRate(params.lookupRows)} rows`,
+    bulk: `${fmtRate(params.bulkRows)} rows`,
+  };
+  const table: string[][] = [["workload", "n", "plain", "mount", "ratio", "plain /s", "mount /s", "target", "result"]];
+  for (const r of rows) {
+    const target = TARGETS[r.workload.key];
+    table.push([
+      r.workload.title,
+      sizes[r.workload.key] ?? String(r.mount.ops),
+      fmtMs(r.plain.ms),
+      fmtMs(r.mount.ms),
+      `${(r.mount.ms / r.plain.ms).toFixed(2)}x`,
+      `${fmtRate(rate(r.plain))} ${r.workload.unit}`,
+      `${fmtRate(rate(r.mount))} ${r.workload.unit}`,
+      target?.describe ?? "-",
+      target ? (target.check(r.plain, r.mount) ? "PASS" : "FAIL") : "-",
+    ]);
+  }
+  console.log("");
+  printTable(table);
+
+  console.log("\nLTX sanity check (mount runs, measured section only): one LTX file per write transaction");
+  const ltx: string[][] = [["workload", "transactions", "LTX files", "TXID advanced by", "check"]];
+  for (const r of rows) {
+    const ok = r.ltxFiles === r.mount.txns && r.txidDelta === r.mount.txns;
+    ltx.push([r.workload.title, String(r.mount.txns), String(r.ltxFiles), String(r.txidDelta), ok ? "ok" : "MISMATCH"]);
+  }
+  printTable(ltx);
+
+  const traced = rows.filter((r) => r.fuseOps);
+  if (traced.length) {
+    console.log("\nFUSE requests per op (mount runs, measured section, from -fuse.debug)");
+    for (const r of traced) console.log(`  ${r.workload.title}: ${formatOpsPer(r.fuseOps!, r.mount.ops)}`);
+  }
+  const missed = rows.filter((r) => TARGETS[r.workload.key] && !TARGETS[r.workload.key].check(r.plain, r.mount));
+  console.log(`\ntotal ${seconds.toFixed(0)} s; ${missed.length ? `targets missed: ${missed.map((r) => r.workload.key).join(", ")}` : "all targets met"}`);
+  console.log("(a benchmark, not a test: a missed target does not change the exit code)");
+}
+
+/** Markdown table, padded so that it also reads well in a terminal. */
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(" | ")} |`;
+  console.log(line(rows[0]));
+  console.log(`|${widths.map((w, c) => (c === 0 ? `:${"-".repeat(w + 1)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`);
+  for (const r of rows.slice(1)) console.log(line(r));
+}
+
+await main();

@@ -1,0 +1,177 @@
+/**
+ * A `litefs mount` daemon in its own process, for benchmarks: started from the built CLI like
+ * the test harness does (test/support/node-process.ts), with its stdout and stderr written to a
+ * log file (so that `-fuse.debug` output can be counted afterwards), stopped with SIGTERM, and
+ * always detached (`fusermount -u -z`) so nothing stays mounted, even on error.
+ */
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+
+export const ROOT = path.resolve(import.meta.dirname, "../../..");
+export const CLI = path.join(ROOT, "dist/src/cli/main.js");
+
+export interface DaemonOptions {
+  /** Run the daemon with `-fuse.debug` (every FUSE request is logged; slows it down a lot). */
+  fuseDebug?: boolean;
+  /** Run the daemon under `node --cpu-prof`, writing the profile into this folder on exit. */
+  cpuProfDir?: string;
+  /**
+   * `skip-sync: true`: the daemon does not fsync LTX files and their folder. Not durable; only
+   * to measure what that durability costs per commit.
+   */
+  skipSync?: boolean;
+}
+
+export class BenchDaemon {
+  readonly mnt: string;
+  readonly dataDir: string;
+  readonly configPath: string;
+  readonly logPath: string;
+  private proc: ChildProcess | null = null;
+  private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+
+  constructor(
+    readonly dir: string,
+    private readonly opts: DaemonOptions = {},
+  ) {
+    this.mnt = path.join(dir, "mnt");
+    this.dataDir = path.join(dir, "data");
+    this.configPath = path.join(dir, "litefs.yml");
+    this.logPath = path.join(dir, "litefs.log");
+  }
+
+  async start(timeoutMs = 30_000): Promise<void> {
+    const yaml = [
+      "fuse:",
+      `  dir: ${this.mnt}`,
+      "data:",
+      `  dir: ${this.dataDir}`,
+      // Long enough that no LTX file is removed while the benchmark counts them.
+      "  retention: 1h",
+      "http:",
+      `  addr: "127.0.0.1:0"`,
+      "lease:",
+      "  type: static",
+      "  candidate: true",
+      "  advertise-url: http://127.0.0.1:20202",
+      ...(this.opts.skipSync ? ["skip-sync: true"] : []),
+    ].join("\n");
+    await fsp.writeFile(this.configPath, yaml + "\n");
+
+    const logFd = fs.openSync(this.logPath, "w");
+    const nodeArgs = this.opts.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", this.opts.cpuProfDir] : [];
+    const args = [...nodeArgs, CLI, "mount", "-config", this.configPath, ...(this.opts.fuseDebug ? ["-fuse.debug"] : [])];
+    try {
+      const proc = spawn(process.execPath, args, { stdio: ["ignore", logFd, logFd], env: { ...process.env } });
+      this.proc = proc;
+      this.exit = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+    } finally {
+      fs.closeSync(logFd); // the child holds its own copy
+    }
+
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.proc?.exitCode !== null) throw new Error(`litefs exited with ${this.proc?.exitCode} before mounting:\n${await this.logTail()}`);
+      if ((await isMounted(this.mnt)) && /\bmounted\b/.test(await this.logHead())) return;
+      await sleep(50);
+    }
+    throw new Error(`mount did not appear within ${timeoutMs} ms:\n${await this.logTail()}`);
+  }
+
+  /** SIGTERM, wait for the exit, then make sure the mount is gone. */
+  async stop(timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {
+    const proc = this.proc;
+    let result: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    if (proc && this.exit) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+      const timer = new Promise<null>((resolve) => setTimeout(() => resolve(null), timeoutMs).unref());
+      result = await Promise.race([this.exit, timer]);
+      if (result === null) {
+        proc.kill("SIGKILL");
+        await this.exit;
+      }
+      this.proc = null;
+    }
+    await forceUnmount(this.mnt);
+    return result;
+  }
+
+  /** Bytes written to the log so far (to cut `-fuse.debug` output into per-workload pieces). */
+  logSize(): number {
+    try {
+      return fs.statSync(this.logPath).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * LTX files of one database in the data dir. Synchronous so that workloads can snapshot it
+   * right before their measured section; this process does not serve the mount, so that is safe.
+   */
+  ltxCount(db: string): number {
+    try {
+      return fs.readdirSync(path.join(this.dataDir, "dbs", db, "ltx")).filter((f) => f.endsWith(".ltx")).length;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** The database's TXID from the `<db>-pos` file on the mount (0 if it has none yet). */
+  txid(db: string): number {
+    try {
+      const pos = fs.readFileSync(path.join(this.mnt, `${db}-pos`), "utf8").trim();
+      return parseInt(pos.split("/")[0] ?? "0", 16);
+    } catch {
+      return 0;
+    }
+  }
+
+  private async logHead(): Promise<string> {
+    const fh = await fsp.open(this.logPath, "r");
+    try {
+      const buf = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      return buf.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async logTail(bytes = 8192): Promise<string> {
+    try {
+      const size = this.logSize();
+      const fh = await fsp.open(this.logPath, "r");
+      try {
+        const start = Math.max(0, size - bytes);
+        const buf = Buffer.alloc(size - start);
+        await fh.read(buf, 0, buf.length, start);
+        return buf.toString("utf8");
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return "";
+    }
+  }
+}
+
+export async function isMounted(dir: string): Promise<boolean> {
+  const mounts = await fsp.readFile("/proc/self/mounts", "utf8");
+  const escaped = dir.replace(/ /g, "\\040");
+  return mounts.split("\n").some((l) => l.split(" ")[1] === escaped);
+}
+
+export async function forceUnmount(dir: string): Promise<void> {
+  if (!(await isMounted(dir))) return;
+  await execFileAsync("fusermount", ["-u", "-z", dir]).catch(() => execFileAsync("umount", ["-l", dir]).catch(() => undefined));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
