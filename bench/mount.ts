@@ -10,7 +10,8 @@
  *   node dist/bench/mount.js --only lookups,bulk --keep
  *
  * The daemon is a separate `litefs mount` process (bench/support/daemon.ts); this process only
- * opens databases on the mount with better-sqlite3. A target missed is reported, never fatal:
+ * opens databases on the mount with better-sqlite3, in a worker thread (bench/support/runner.ts)
+ * so that Ctrl-C can always stop the daemon and detach the mount. A target missed is reported, never fatal:
  * the exit code is 0 unless the benchmark itself could not run.
  */
 import * as fsp from "node:fs/promises";
@@ -20,6 +21,7 @@ import Database from "better-sqlite3";
 
 import { BenchDaemon, forceUnmount } from "./support/daemon.js";
 import { countFuseOps, formatOpsPer, type OpCounts } from "./support/fuse-trace.js";
+import { runWorkload, terminateWorkload } from "./support/runner.js";
 import { WORKLOADS, type Workload, type WorkloadParams, type WorkloadResult } from "./support/workloads.js";
 
 interface Args {
@@ -96,8 +98,9 @@ async function main(): Promise<void> {
     if (interrupted) return;
     interrupted = true;
     process.stderr.write(`\n${sig}: stopping the daemon\n`);
-    void daemon
-      .stop()
+    void terminateWorkload()
+      .catch(() => undefined)
+      .then(() => daemon.stop())
       .finally(() => forceUnmount(daemon.mnt))
       .finally(() => (args.keep ? undefined : fsp.rm(dir, { recursive: true, force: true })))
       .finally(() => process.exit(130));
@@ -116,32 +119,23 @@ async function main(): Promise<void> {
     await daemon.start();
     for (const w of workloads) {
       process.stdout.write(`${w.title}: plain ... `);
-      const plain = w.run(plainDir, params, {});
+      const plain = (await runWorkload({ key: w.key, dir: plainDir, params })).result;
       process.stdout.write(`${fmtMs(plain.ms)}; mount ... `);
-      let ltxBefore = 0;
-      let txidBefore = 0;
-      let logBefore = 0;
-      const mount = w.run(daemon.mnt, params, {
-        beforeMeasure() {
-          ltxBefore = daemon.ltxCount(w.db);
-          txidBefore = daemon.txid(w.db);
-          logBefore = daemon.logSize();
-        },
-      });
-      const logAfter = daemon.logSize();
+      const { result: mount, before, after } = await runWorkload({ key: w.key, dir: daemon.mnt, params, probe: daemon.probe });
       console.log(`${fmtMs(mount.ms)}`);
       const row: Row = {
         workload: w,
         plain,
         mount,
-        ltxFiles: daemon.ltxCount(w.db) - ltxBefore,
-        txidDelta: daemon.txid(w.db) - txidBefore,
+        ltxFiles: after!.ltx - before!.ltx,
+        txidDelta: after!.txid - before!.txid,
       };
-      if (args.fuseDebug) row.fuseOps = await countFuseOps(daemon.logPath, logBefore, logAfter);
+      if (args.fuseDebug) row.fuseOps = await countFuseOps(daemon.logPath, before!.logSize, after!.logSize);
       rows.push(row);
       if (interrupted) return;
     }
   } catch (err) {
+    if (interrupted) return;
     console.error(`\nbenchmark failed: ${(err as Error).stack ?? err}`);
     console.error(`daemon log (tail):\n${await daemon.logTail(4096)}`);
     process.exitCode = 1;

@@ -101,35 +101,13 @@ export class BenchDaemon {
     return result;
   }
 
-  /** Bytes written to the log so far (to cut `-fuse.debug` output into per-workload pieces). */
+  /** Where a workload looks to count LTX files, TXIDs and debug-log bytes (see `takeSnapshot`). */
+  get probe(): Probe {
+    return { mnt: this.mnt, dataDir: this.dataDir, logPath: this.logPath };
+  }
+
   logSize(): number {
-    try {
-      return fs.statSync(this.logPath).size;
-    } catch {
-      return 0;
-    }
-  }
-
-  /**
-   * LTX files of one database in the data dir. Synchronous so that workloads can snapshot it
-   * right before their measured section; this process does not serve the mount, so that is safe.
-   */
-  ltxCount(db: string): number {
-    try {
-      return fs.readdirSync(path.join(this.dataDir, "dbs", db, "ltx")).filter((f) => f.endsWith(".ltx")).length;
-    } catch {
-      return 0;
-    }
-  }
-
-  /** The database's TXID from the `<db>-pos` file on the mount (0 if it has none yet). */
-  txid(db: string): number {
-    try {
-      const pos = fs.readFileSync(path.join(this.mnt, `${db}-pos`), "utf8").trim();
-      return parseInt(pos.split("/")[0] ?? "0", 16);
-    } catch {
-      return 0;
-    }
+    return fileSize(this.logPath);
   }
 
   private async logHead(): Promise<string> {
@@ -174,4 +152,47 @@ export async function forceUnmount(dir: string): Promise<void> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+export interface Probe {
+  mnt: string;
+  dataDir: string;
+  logPath: string;
+}
+
+export interface Snapshot {
+  /** LTX files of the database in the data dir. */
+  ltx: number;
+  /** The database's TXID from `<db>-pos` on the mount (0 if it has none yet). */
+  txid: number;
+  /** Bytes in the daemon's log (to cut `-fuse.debug` output into per-workload pieces). */
+  logSize: number;
+}
+
+/**
+ * Synchronous, so that a workload can take it right before its measured section. Safe: the
+ * processes that call it never serve the mount (the daemon is another process).
+ */
+export function takeSnapshot(probe: Probe, db: string): Snapshot {
+  let ltx = 0;
+  try {
+    ltx = fs.readdirSync(path.join(probe.dataDir, "dbs", db, "ltx")).filter((f) => f.endsWith(".ltx")).length;
+  } catch {
+    // no LTX folder yet
+  }
+  let txid = 0;
+  try {
+    txid = parseInt(fs.readFileSync(path.join(probe.mnt, `${db}-pos`), "utf8").trim().split("/")[0] ?? "0", 16);
+  } catch {
+    // no position yet
+  }
+  return { ltx, txid, logSize: fileSize(probe.logPath) };
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
 }
