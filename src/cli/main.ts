@@ -27,10 +27,10 @@ async function main(): Promise<void> {
     }
     if (err instanceof LitefsError) {
       process.stderr.write(`litefs: ${err.message}\n`);
-      process.exitCode = 1;
-      return;
+    } else {
+      process.stderr.write(`litefs: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
     }
-    throw err;
+    process.exitCode = 1;
   }
 }
 

@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import { LitefsError } from "../errors.js";
 import type { Store } from "../store/store.js";
 import { isAuthorized } from "./auth.js";
 import { serveStream } from "./stream-primary.js";
@@ -55,7 +56,9 @@ export class ApiServer {
   async listen(): Promise<AddressInfo> {
     const { host, port } = parseAddr(this.opts.addr);
     await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
+      this.server.once("error", (err: NodeJS.ErrnoException) =>
+        reject(new LitefsError("HTTP_LISTEN_FAILED", `cannot listen on http.addr ${this.opts.addr}: ${err.code === "EADDRINUSE" ? "address already in use" : err.message}`)),
+      );
       this.server.listen(port, host || undefined, () => {
         this.server.off("error", reject);
         resolve();

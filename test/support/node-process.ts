@@ -23,6 +23,11 @@ export interface NodeConfig {
   retention?: string;
   retentionMonitorInterval?: string;
   httpPort?: number;
+  /** Advertise URL of the primary (replicas stream from it); defaults to this node's own. */
+  primaryUrl?: string;
+  hostname?: string;
+  token?: string;
+  databases?: string[];
 }
 
 /**
@@ -64,10 +69,14 @@ export class LitefsNode {
       ...(c.retentionMonitorInterval ? [`  retention-monitor-interval: ${c.retentionMonitorInterval}`] : []),
       "http:",
       `  addr: "127.0.0.1:${c.httpPort ?? 0}"`,
+      ...(c.token ? [`  token: "${c.token}"`] : []),
       "lease:",
       "  type: static",
       `  candidate: ${c.candidate ?? true}`,
-      `  advertise-url: http://127.0.0.1:${c.httpPort ?? 20202}`,
+      `  hostname: ${c.hostname ?? "node"}`,
+      `  advertise-url: ${c.primaryUrl ?? `http://127.0.0.1:${c.httpPort ?? 20202}`}`,
+      "  reconnect-delay: 200ms",
+      ...(c.databases ? ["  databases:", ...c.databases.map((d) => `    - ${d}`)] : []),
       c.extraYaml ?? "",
     ].join("\n");
     await fsp.writeFile(this.configPath, yaml + "\n");
@@ -146,6 +155,19 @@ export class LitefsNode {
   async pos(name: string): Promise<string> {
     return (await fsp.readFile(path.join(this.mnt, `${name}-pos`), "utf8")).trim();
   }
+}
+
+/** A TCP port nothing listens on right now (bound and released). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 export function isMounted(dir: string): boolean {
