@@ -12,9 +12,20 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { decodeLtxFile } from "../ltx/index.js";
-import { lockShm, lockSqliteDatabase, ofdLock } from "../os/ofd-lock.js";
+import { lockSqliteDatabase, ofdLock } from "../os/ofd-lock.js";
 import { APPLY_OPEN_FLAG, type ApplyRequest, type ApplyResponse } from "./apply-protocol.js";
-import { SHM_INDEX_HEADER_SIZE, WAL_HEADER_SIZE, buildInvalidatedWalIndex, isWalHeaderValid, parseWalHeader } from "../sqlite/index.js";
+import {
+  DB_HEADER_SIZE,
+  PENDING_BYTE,
+  SHM_EXCLUSIVE_LOCK_BYTES,
+  SHM_INDEX_HEADER_SIZE,
+  WAL_HEADER_SIZE,
+  buildInvalidatedWalIndex,
+  isDatabaseHeader,
+  isWalHeaderValid,
+  parseDatabaseHeader,
+  parseWalHeader,
+} from "../sqlite/index.js";
 
 const LOCK_POLL_MS = 2;
 
@@ -38,11 +49,16 @@ async function apply(req: ApplyRequest): Promise<number> {
   let shmFd: number | null = null;
   try {
     const deadline = Date.now() + req.lockTimeoutMs;
-    acquire("database", () => lockSqliteDatabase(dbFd, "write"), deadline);
-    if (fs.existsSync(shmPath)) {
-      shmFd = fs.openSync(shmPath, fs.constants.O_RDWR);
-      const fd = shmFd;
-      acquire("WAL index", () => lockShm(fd, "write"), deadline);
+    if (isWalMode(dbFd)) {
+      // WAL readers hold the database file's SHARED lock for as long as they are connected;
+      // what keeps them out of a read transaction is the -shm lock bytes.
+      // Created if missing, so a reader that arrives mid-apply finds our locks in place.
+      shmFd = fs.openSync(shmPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+      lockShmBytes(shmFd, deadline);
+    } else {
+      // As SQLite's own writers do: PENDING first stops new readers, then wait out the current ones.
+      acquire("database PENDING", () => ofdLock(dbFd, "write", PENDING_BYTE, 1), deadline);
+      acquire("database", () => lockSqliteDatabase(dbFd, "write"), deadline);
     }
 
     const events = decodeLtxFile(req.ltxPath, { name: path.basename(req.ltxPath) });
@@ -87,6 +103,21 @@ async function apply(req: ApplyRequest): Promise<number> {
     ofdLock(dbFd, "unlock", 0, 0);
     fs.closeSync(dbFd);
   }
+}
+
+/** The database header on the mount says WAL (read/write version 2). */
+function isWalMode(fd: number): boolean {
+  const buf = Buffer.alloc(DB_HEADER_SIZE);
+  return fs.readSync(fd, buf, 0, DB_HEADER_SIZE, 0) === DB_HEADER_SIZE && isDatabaseHeader(buf) && parseDatabaseHeader(buf).writeVersion === 2;
+}
+
+/**
+ * WRITE, CKPT and RECOVER, then each READ byte as it comes free, keeping what we hold: readers
+ * that find their READ byte taken retry (for seconds, with backoff) instead of failing, so a
+ * stream of short read transactions cannot starve the apply.
+ */
+function lockShmBytes(fd: number, deadline: number): void {
+  for (const byte of SHM_EXCLUSIVE_LOCK_BYTES) acquire(`WAL index byte ${byte}`, () => ofdLock(fd, "write", byte, 1), deadline);
 }
 
 function readWalHeader(walPath: string): ReturnType<typeof parseWalHeader> | null {
