@@ -1,12 +1,15 @@
 import { spawnSync } from "node:child_process";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { Config } from "../config/index.js";
 import { ApplyAgent } from "../fuse/apply-agent.js";
 import { FileSystem } from "../fuse/file-system.js";
 import { FuseMount } from "../fuse/mount.js";
-import { ApiServer } from "../http/server.js";
-import { ReplicaStream } from "../http/stream-replica.js";
-import { generateClusterId, readClusterId, writeClusterId } from "../store/cluster-id.js";
+import { ApiServer, HttpError, sendJson } from "../http/server.js";
+import type { Leaser } from "../lease/index.js";
+import { readClusterId } from "../store/cluster-id.js";
+import { createLeaser } from "./leaser.js";
+import { RoleManager } from "./role.js";
 import { Store } from "../store/store.js";
 
 export interface DaemonOptions {
@@ -30,7 +33,8 @@ export class Daemon {
   private mount: FuseMount | null = null;
   private api: ApiServer | null = null;
   private agent: ApplyAgent | null = null;
-  private replica: ReplicaStream | null = null;
+  private role: RoleManager | null = null;
+  private leaser: Leaser | null = null;
   private stopped = false;
 
   constructor(private readonly opts: DaemonOptions) {
@@ -54,7 +58,7 @@ export class Daemon {
     return this.api?.port ?? null;
   }
 
-  /** Recovers the databases, starts the API, takes the lease role and mounts. */
+  /** Recovers the databases, starts the API, mounts, then runs the lease loop. */
   async start(): Promise<void> {
     const { config, log } = this.opts;
     this.store.open();
@@ -67,30 +71,31 @@ export class Daemon {
       hostname: config.lease.hostname,
       compress: config.data.compress,
       clusterId: () => readClusterId(this.store.dataDir),
+      routes: {
+        "POST /handoff": (req, res) => this.handleHandoff(req, res),
+        "POST /promote": (req, res) => this.handlePromote(req, res),
+      },
     });
-    await this.api.listen();
+    const address = await this.api.listen();
+    this.leaser = createLeaser(config, this.store.dataDir, address.port, log);
 
-    const primary = config.lease.type === "static" && config.lease.candidate;
-    if (primary) {
-      if (!readClusterId(this.store.dataDir)) writeClusterId(this.store.dataDir, generateClusterId());
-      this.store.setPrimary(true);
-    } else {
-      this.store.setPrimary(false);
-      this.agent = new ApplyAgent(config.fuse.dir, log);
-      this.agent.start();
-      const advertiseUrl = config.lease.advertiseUrl;
-      this.replica = new ReplicaStream({
-        store: this.store,
-        writer: this.agent,
-        log,
-        hostname: config.lease.hostname,
-        token: config.http.token,
-        databases: config.lease.databases,
-        reconnectDelayMs: config.lease.reconnectDelayMs,
-        discoverPrimary: async () => (advertiseUrl ? { hostname: "", advertiseUrl } : null),
-      });
-      this.store.setLagProvider(() => this.replica?.lagMs() ?? 0);
-    }
+    // Started before the mount exists and from a process that holds no mount files.
+    this.agent = new ApplyAgent(config.fuse.dir, log);
+    this.agent.start();
+    this.role = new RoleManager({
+      store: this.store,
+      leaser: this.leaser,
+      api: this.api,
+      writer: this.agent,
+      log,
+      candidate: config.lease.candidate,
+      promote: config.lease.promote,
+      hostname: config.lease.hostname,
+      token: config.http.token,
+      databases: config.lease.databases,
+      reconnectDelayMs: config.lease.reconnectDelayMs,
+    });
+    this.store.setLagProvider(() => this.role?.lagMs() ?? 0);
 
     const fileSystem = new FileSystem(this.store, this.store.dataDir, log, (err) => this.fatal(err));
     this.mount = new FuseMount(
@@ -101,25 +106,70 @@ export class Daemon {
     );
     await this.mount.mount();
     this.store.startRetention();
-    this.replica?.start();
+    this.role.start();
   }
 
-  /** Resolves when the app may start: at once on the primary, once caught up on a replica. */
+  /** Resolves when the app may start: once primary, or once caught up as a replica. */
   async ready(): Promise<void> {
-    if (this.replica) {
-      this.opts.log.info("waiting to catch up with the primary before starting the app");
-      await this.replica.waitUntilReady();
-    }
+    if (!this.role) return;
+    if (!this.store.isPrimary) this.opts.log.info("waiting to become primary or to catch up with the primary before starting the app");
+    await this.role.waitUntilReady();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await this.replica?.stop();
+    await this.handOverOnShutdown();
+    await this.role?.stop();
     await this.api?.close();
     await this.agent?.close();
+    await this.leaser?.close().catch((err) => this.opts.log.warn({ err }, "closing the leaser failed"));
     if (this.mount && !this.opts.skipUnmount) await this.mount.unmount();
     this.store.close();
+  }
+
+  /** A primary that stops cleanly hands its lease to a connected candidate instead of letting it expire. */
+  private async handOverOnShutdown(): Promise<void> {
+    const lease = this.role?.currentLease;
+    const target = this.api?.candidateReplicas()[0];
+    if (!lease || !target || this.opts.config.lease.type === "static") return;
+    try {
+      await withTimeout(lease.handoff(target), 5000);
+      this.opts.log.info({ node: target }, "handed the lease over before shutting down");
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, "handoff on shutdown failed; releasing the lease instead");
+      this.store.setPrimary(true);
+    }
+  }
+
+  private async handleHandoff(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.resume();
+    const target = new URL(req.url ?? "/", "http://localhost").searchParams.get("id");
+    if (!target) throw new HttpError(400, "handoff needs ?id=<node ID or hostname of a connected candidate replica>");
+    const lease = this.role?.currentLease;
+    if (!lease) throw new HttpError(503, "this node is not the primary");
+    if (this.opts.config.lease.type === "static") throw new HttpError(400, "a static lease cannot be handed off: change lease.candidate in the config instead");
+    try {
+      await lease.handoff(target);
+    } catch (err) {
+      this.store.setPrimary(!lease.signal.aborted);
+      throw new HttpError(err instanceof HttpError ? err.status : 500, (err as Error).message);
+    }
+    sendJson(res, 200, { handedOffTo: target });
+  }
+
+  private async handlePromote(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.resume();
+    if (this.store.isPrimary) return sendJson(res, 200, { primary: true, changed: false });
+    try {
+      await this.role!.requestPromotion();
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message);
+    }
+    const deadline = Date.now() + 10_000;
+    while (!this.store.isPrimary && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (!this.store.isPrimary) throw new HttpError(504, "the primary agreed to hand over, but this node did not become primary within 10s");
+    sendJson(res, 200, { primary: true, changed: true });
   }
 
   /**
@@ -131,4 +181,11 @@ export class Daemon {
     spawnSync("fusermount", ["-u", "-z", this.opts.config.fuse.dir], { timeout: 2000, stdio: "ignore" });
     process.exit(99);
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }

@@ -20,10 +20,15 @@ export class DatabaseFileNode {
   constructor(
     readonly db: Database,
     readonly kind: FileKind,
-    private readonly primary: boolean,
+    /** Asked on every write: a primary that loses its lease refuses writes on handles it opened. */
+    private readonly isPrimary: () => boolean,
     /** Opened by the apply agent (O_NOATIME): writes replicated pages on a replica. */
     readonly apply = false,
   ) {}
+
+  private get primary(): boolean {
+    return this.isPrimary();
+  }
 
   private get writable(): boolean {
     return this.primary || this.kind === "shm" || this.apply;

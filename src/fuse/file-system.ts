@@ -48,6 +48,7 @@ export class FileSystem {
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
   private readonly startedAt = Date.now();
+  private readonly isPrimary = (): boolean => this.store.isPrimary;
 
   constructor(
     private readonly store: MountedStore,
@@ -128,7 +129,7 @@ export class FileSystem {
         const db = this.store.database(entry.db);
         if (!db) return null;
         if (entry.kind !== "database" && !db.files[entry.kind].exists()) return null;
-        return new DatabaseFileNode(db, entry.kind, this.store.isPrimary);
+        return new DatabaseFileNode(db, entry.kind, this.isPrimary);
       }
       case "pos": {
         const db = this.store.database(entry.db);
@@ -155,7 +156,7 @@ export class FileSystem {
     const wantsWrite = (flags & 3) !== fs.constants.O_RDONLY;
     if (wantsWrite && node instanceof DatabaseFileNode && !this.store.isPrimary && (flags & APPLY_OPEN_FLAG) !== 0) {
       // The apply agent's handle: the only writer of a replica's database.
-      const applyNode = new DatabaseFileNode(node.db, node.kind, false, true);
+      const applyNode = new DatabaseFileNode(node.db, node.kind, this.isPrimary, true);
       return cb(0, this.addHandle({ entry, node: applyNode, writable: true }));
     }
     if (wantsWrite && !node.canOpenForWrite()) return cb(errno.EACCES);
@@ -174,11 +175,11 @@ export class FileSystem {
       } else {
         db = this.store.database(entry.db);
         if (!db) return cb(errno.ENOENT);
-        const node = new DatabaseFileNode(db, entry.kind, this.store.isPrimary);
+        const node = new DatabaseFileNode(db, entry.kind, this.isPrimary);
         if (!node.canCreate()) return cb(errno.EACCES);
         db.create(entry.kind);
       }
-      const node = new DatabaseFileNode(db, entry.kind, this.store.isPrimary);
+      const node = new DatabaseFileNode(db, entry.kind, this.isPrimary);
       return cb(0, this.addHandle({ entry, node, writable: true }));
     } catch (err) {
       return cb(this.toErrno(err, p, "create"));

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { LitefsError } from "../errors.js";
 import type { Store } from "../store/store.js";
 import { isAuthorized } from "./auth.js";
-import { serveStream } from "./stream-primary.js";
+import { StreamControl, serveStream } from "./stream-primary.js";
 import { MAX_STREAM_REQUEST_BYTES, parseStreamRequest } from "./stream-request.js";
 
 export interface ApiServerOptions {
@@ -39,6 +39,8 @@ export class ApiServer {
   private readonly server: http.Server;
   private primaryAbort = new AbortController();
   port: number | null = null;
+  /** Open replica streams by node ID. */
+  private readonly streams = new Map<string, StreamControl>();
 
   constructor(private readonly opts: ApiServerOptions) {
     this.server = http.createServer((req, res) => {
@@ -68,6 +70,20 @@ export class ApiServer {
     this.port = address.port;
     this.opts.log.info({ addr: `${address.address}:${address.port}` }, "http server listening");
     return address;
+  }
+
+  /** Node IDs of connected replicas that are lease candidates. */
+  candidateReplicas(): string[] {
+    return [...this.streams.values()].filter((c) => c.request.candidate).map((c) => c.request.nodeId);
+  }
+
+  /** Sends the lease ID to a connected replica once it has every commit (see StreamControl). */
+  async handoffTo(nodeId: string, leaseId: string): Promise<void> {
+    const control = this.streams.get(nodeId) ?? [...this.streams.values()].find((c) => c.request.hostname === nodeId);
+    if (!control) throw new HttpError(400, `no connected replica with node ID or hostname ${JSON.stringify(nodeId)}`);
+    if (!control.request.candidate) throw new HttpError(400, `replica ${control.request.hostname} is not a lease candidate`);
+    await control.handoff(leaseId);
+    this.opts.log.info({ replica: control.request.hostname }, "lease handed off");
   }
 
   /** Ends every replication stream (this node is no longer the primary). */
@@ -124,7 +140,19 @@ export class ApiServer {
     });
     res.flushHeaders();
     this.opts.log.info({ replica: parsed.hostname, node: parsed.nodeId }, "replica connected");
-    await serveStream(parsed, res, { store, log: this.opts.log, compress: this.opts.compress, heartbeatMs: this.opts.heartbeatMs ?? 1000 }, this.primaryAbort.signal);
+    const control = new StreamControl(parsed);
+    this.streams.set(parsed.nodeId, control);
+    try {
+      await serveStream(
+        parsed,
+        res,
+        { store, log: this.opts.log, compress: this.opts.compress, heartbeatMs: this.opts.heartbeatMs ?? 1000 },
+        this.primaryAbort.signal,
+        control,
+      );
+    } finally {
+      if (this.streams.get(parsed.nodeId) === control) this.streams.delete(parsed.nodeId);
+    }
     this.opts.log.info({ replica: parsed.hostname }, "replica disconnected");
   }
 

@@ -7,7 +7,7 @@ import type { Database } from "../store/database.js";
 import type { LtxFileInfo } from "../store/ltx-directory.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import type { Store } from "../store/store.js";
-import { encodeEndFrame, encodeHeartbeatFrame, encodeLtxFrameHeader, encodeReadyFrame } from "./frames.js";
+import { encodeEndFrame, encodeHandoffFrame, encodeHeartbeatFrame, encodeLtxFrameHeader, encodeReadyFrame } from "./frames.js";
 import type { StreamRequest } from "./stream-request.js";
 
 export interface StreamServerOptions {
@@ -18,6 +18,24 @@ export interface StreamServerOptions {
 }
 
 /**
+ * The primary's handle on one replica's stream: a handoff waits until the replica has been sent
+ * every commit, then sends it the lease ID.
+ */
+export class StreamControl {
+  pendingHandoff: { leaseId: string; resolve: () => void; reject: (err: Error) => void } | null = null;
+  poke: () => void = () => undefined;
+
+  constructor(readonly request: StreamRequest) {}
+
+  handoff(leaseId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pendingHandoff = { leaseId, resolve, reject };
+      this.poke();
+    });
+  }
+}
+
+/**
  * Serves one replica's stream (DESIGN.md section 6). For every database it brings the replica
  * from the position it reported to the primary's: the LTX files that follow it when they exist
  * and their pre-apply checksum matches, otherwise a snapshot of the live database (retention
@@ -25,7 +43,13 @@ export interface StreamServerOptions {
  * a heartbeat whenever nothing else was sent for a while. Ends when the replica goes away or
  * `signal` aborts (this node stops being the primary).
  */
-export async function serveStream(req: StreamRequest, res: ServerResponse, opts: StreamServerOptions, signal: AbortSignal): Promise<void> {
+export async function serveStream(
+  req: StreamRequest,
+  res: ServerResponse,
+  opts: StreamServerOptions,
+  signal: AbortSignal,
+  control = new StreamControl(req),
+): Promise<void> {
   const { store, log } = opts;
   const wanted = req.databases ? new Set(req.databases) : null;
   const sent = new Map<string, Position>(req.positions);
@@ -36,6 +60,7 @@ export async function serveStream(req: StreamRequest, res: ServerResponse, opts:
     wake = null;
     w?.();
   };
+  control.poke = poke;
 
   const include = (name: string) => wanted === null || wanted.has(name);
   for (const db of store.allDatabases()) if (include(db.name)) dirty.add(db.name);
@@ -73,6 +98,14 @@ export async function serveStream(req: StreamRequest, res: ServerResponse, opts:
         }
         continue;
       }
+      const handoff = control.pendingHandoff;
+      if (handoff) {
+        // Every commit has been sent (nothing is dirty): the replica is caught up.
+        control.pendingHandoff = null;
+        await write(encodeHandoffFrame(handoff.leaseId));
+        handoff.resolve();
+        continue;
+      }
       const idle = await Promise.race([
         new Promise<boolean>((resolve) => (wake = () => resolve(false))),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(true), opts.heartbeatMs).unref()),
@@ -84,6 +117,8 @@ export async function serveStream(req: StreamRequest, res: ServerResponse, opts:
   } catch (err) {
     if (!closed) log.warn({ err, replica: req.hostname }, "replication stream failed");
   } finally {
+    control.pendingHandoff?.reject(new Error(`stream to ${req.hostname} closed before the handoff was sent`));
+    control.pendingHandoff = null;
     unsubscribe();
     signal.removeEventListener("abort", onClose);
     res.off("close", onClose);

@@ -19,6 +19,8 @@ export interface ReplicaStreamOptions {
   token?: string;
   /** lease.databases: only these (empty = all). */
   databases: string[];
+  /** lease.candidate: tells the primary it may hand its lease to this node. */
+  candidate?: boolean;
   /** Where the primary is now (static config, or the lease); null when there is none. */
   discoverPrimary: () => Promise<PrimaryLocation | null>;
   reconnectDelayMs: number;
@@ -97,6 +99,7 @@ export class ReplicaStream {
       nodeId: store.nodeId.toString(16).padStart(16, "0"),
       hostname: this.opts.hostname,
       clusterId: readClusterId(store.dataDir) ?? "",
+      candidate: this.opts.candidate ?? false,
       databases: this.opts.databases.length ? this.opts.databases : null,
       positions,
     });

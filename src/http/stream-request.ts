@@ -13,6 +13,8 @@ export const streamRequestSchema = z
     nodeId: z.string().regex(/^[0-9a-f]{16}$/, "nodeId must be 16 hex digits"),
     hostname: z.string().max(255),
     clusterId: z.union([z.literal(""), z.string().regex(CLUSTER_ID_PATTERN, "clusterId must be LFSC and 16 hex digits")]),
+    /** lease.candidate of the replica: may the lease be handed to it. */
+    candidate: z.boolean().optional(),
     /** Databases this replica wants (lease.databases); null or absent = all. */
     databases: z.array(z.string().min(1).max(255)).max(100_000).nullish(),
     positions: z.record(z.string().min(1).max(255), positionText),
@@ -21,6 +23,7 @@ export const streamRequestSchema = z
 
 export interface StreamRequest {
   nodeId: string;
+  candidate?: boolean;
   hostname: string;
   clusterId: string;
   databases: string[] | null;
