@@ -4,6 +4,10 @@ import { LitefsError } from "../errors.js";
 import { normalizeGoFlags } from "./flags.js";
 import { registerLtx } from "./ltx.js";
 import { registerMount } from "./mount.js";
+import { registerHandoff } from "./handoff.js";
+import { registerPromote } from "./promote.js";
+import { registerRun } from "./run.js";
+import { registerStatus } from "./status.js";
 import { registerVersion } from "./version.js";
 
 /** One file per verb; each exports a `register*` function that adds its command. */
@@ -15,6 +19,10 @@ const program = new Command("litefs")
 // Verb registrations (one import per verb file) go below this line.
 registerLtx(program);
 registerMount(program);
+registerRun(program);
+registerStatus(program);
+registerPromote(program);
+registerHandoff(program);
 registerVersion(program);
 
 async function main(): Promise<void> {

@@ -153,7 +153,8 @@ export class Daemon {
       await lease.handoff(target);
     } catch (err) {
       this.store.setPrimary(!lease.signal.aborted);
-      throw new HttpError(err instanceof HttpError ? err.status : 500, (err as Error).message);
+      // The target is not connected, not a candidate, or went away mid-handoff.
+      throw new HttpError(409, (err as Error).message);
     }
     sendJson(res, 200, { handedOffTo: target });
   }

@@ -36,9 +36,10 @@ export class Cluster {
 
   /** Waits until every replica reports the primary's position for `name` (or lacks it, if dropped). */
   async waitForConvergence(name: string, timeoutMs = 30_000, replicas = this.replicas): Promise<string> {
-    const want = await this.primary.pos(name).catch(() => null);
+    let want: string | null = null;
     await waitFor(
       async () => {
+        want = await this.primary.pos(name).catch(() => null);
         for (const r of replicas) {
           const got = await r.pos(name).catch(() => null);
           if (got !== want) return false;
@@ -46,7 +47,7 @@ export class Cluster {
         return true;
       },
       timeoutMs,
-      `replicas to reach ${name} at ${want}`,
+      `replicas to reach the primary's position of ${name}`,
     );
     return want ?? "";
   }

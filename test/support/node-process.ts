@@ -28,6 +28,9 @@ export interface NodeConfig {
   hostname?: string;
   token?: string;
   databases?: string[];
+  /** Use a Consul lease at this URL (the test double) instead of a static one. */
+  consulUrl?: string;
+  promote?: boolean;
 }
 
 /**
@@ -71,10 +74,20 @@ export class LitefsNode {
       `  addr: "127.0.0.1:${c.httpPort ?? 0}"`,
       ...(c.token ? [`  token: "${c.token}"`] : []),
       "lease:",
-      "  type: static",
+      ...(c.consulUrl
+        ? [
+            "  type: consul",
+            `  advertise-url: http://127.0.0.1:${c.httpPort}`,
+            "  consul:",
+            `    url: ${c.consulUrl}`,
+            "    key: litefs/test",
+            "    ttl: 10s",
+            "    lock-delay: 1s",
+          ]
+        : ["  type: static", `  advertise-url: ${c.primaryUrl ?? `http://127.0.0.1:${c.httpPort ?? 20202}`}`]),
       `  candidate: ${c.candidate ?? true}`,
       `  hostname: ${c.hostname ?? "node"}`,
-      `  advertise-url: ${c.primaryUrl ?? `http://127.0.0.1:${c.httpPort ?? 20202}`}`,
+      ...(c.promote ? ["  promote: true"] : []),
       "  reconnect-delay: 200ms",
       ...(c.databases ? ["  databases:", ...c.databases.map((d) => `    - ${d}`)] : []),
       c.extraYaml ?? "",

@@ -1,0 +1,235 @@
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Cluster } from "../support/cluster.js";
+import { startConsulDouble, type ConsulDouble } from "../support/consul-double.js";
+import { LitefsNode, freePort, sleep, waitFor } from "../support/node-process.js";
+import { info, isPrimary, post, waitForPrimary } from "../support/roles.js";
+import { sqlite3, sqlite3Raw } from "../support/sqlite-clients.js";
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
+});
+
+async function consul(): Promise<ConsulDouble> {
+  const double = await startConsulDouble();
+  cleanups.push(() => double.close());
+  return double;
+}
+
+async function consulNode(double: ConsulDouble, name: string, opts: { candidate?: boolean; promote?: boolean } = {}): Promise<LitefsNode> {
+  const node = await LitefsNode.create(name, { hostname: name, httpPort: await freePort(), consulUrl: double.url, candidate: opts.candidate ?? true, promote: opts.promote });
+  cleanups.push(() => node.cleanup());
+  return node;
+}
+
+/** Keeps inserting into `name` on whichever node is primary; records every acknowledged id. */
+function writeLoad(nodes: LitefsNode[], name: string): { acked: number[]; stop: () => Promise<void> } {
+  const acked: number[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    let id = 1;
+    while (!stopped) {
+      for (const n of nodes) {
+        if (stopped || !n.proc) continue;
+        const r = await sqlite3Raw(n.db(name), `.timeout 2000\nINSERT INTO t VALUES (${id}, randomblob(500));`).catch(() => null);
+        if (r?.code === 0) {
+          acked.push(id);
+          id++;
+        }
+      }
+      await sleep(20);
+    }
+  })();
+  return {
+    acked,
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+async function converge(primary: LitefsNode, replicas: LitefsNode[], name: string): Promise<void> {
+  const c = new Cluster(primary, replicas);
+  await c.waitForConvergence(name, 60_000);
+  await c.expectIdenticalBytes(name);
+  for (const n of [primary, ...replicas]) expect(await sqlite3(n.db(name), "PRAGMA integrity_check;")).toBe("ok");
+}
+
+describe("failover with a Consul lease", () => {
+  it("kill -9 of the primary under load: a candidate takes over after TTL + lock-delay, the old node rejoins and converges", async () => {
+    const double = await consul();
+    const a = await consulNode(double, "node-a");
+    await a.start();
+    await waitForPrimary([a]);
+    const b = await consulNode(double, "node-b");
+    const c = await consulNode(double, "node-c", { candidate: false });
+    await b.start();
+    await c.start();
+    const name = "failover.db";
+    await sqlite3(a.db(name), "PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);");
+    await new Cluster(a, [b, c]).waitForConvergence(name);
+
+    const load = writeLoad([a, b, c], name);
+    await sleep(1000);
+    await a.kill9();
+    // The session must run out in Consul (TTL) and the lock-delay pass before anyone acquires.
+    double.advance(10_000);
+    await sleep(300);
+    expect(await isPrimary(b)).toBe(false);
+    double.advance(1_000);
+    const newPrimary = await waitForPrimary([b], 20_000);
+    expect(newPrimary).toBe(b);
+    await waitFor(() => load.acked.length > 0 && load.acked.length > (load.acked.at(-1) ?? 0) - 1, 5000, "writes");
+    const before = load.acked.length;
+    await waitFor(() => load.acked.length > before + 5, 20_000, "writes to resume on the new primary");
+    await load.stop();
+
+    await a.start();
+    await converge(b, [a, c], name);
+    const present = new Set((await sqlite3(b.db(name), "SELECT id FROM t;")).split("\n").map(Number));
+    // Writes acknowledged by the new primary are all there (the old primary's last ones may be lost: async replication).
+    const afterFailover = load.acked.slice(before);
+    expect(afterFailover.filter((id) => !present.has(id))).toEqual([]);
+    expect(c.logs).not.toMatch(/acquired the primary lease/);
+  });
+
+  it("a primary that stops cleanly hands its lease to a connected candidate", async () => {
+    const double = await consul();
+    const a = await consulNode(double, "node-a");
+    await a.start();
+    await waitForPrimary([a]);
+    const b = await consulNode(double, "node-b");
+    await b.start();
+    await sqlite3(a.db("h.db"), "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB); INSERT INTO t VALUES (1, 'x');");
+    await new Cluster(a, [b]).waitForConvergence("h.db");
+    const started = Date.now();
+    await a.stop();
+    await waitForPrimary([b], 10_000);
+    const tookMs = Date.now() - started;
+    console.log(`clean shutdown handover took ${tookMs} ms`);
+    expect(a.logs).toMatch(/handed the lease over before shutting down/);
+    expect(b.logs).toMatch(/taking over the lease handed to this node/);
+    await sqlite3(b.db("h.db"), "INSERT INTO t VALUES (2, 'y');");
+    expect(await sqlite3(b.db("h.db"), "SELECT count(*) FROM t;")).toBe("2");
+  });
+
+  it("20 handoffs back and forth under load keep every node intact and converged", async () => {
+    const double = await consul();
+    const a = await consulNode(double, "node-a");
+    await a.start();
+    await waitForPrimary([a]);
+    const b = await consulNode(double, "node-b");
+    await b.start();
+    const name = "pingpong.db";
+    await sqlite3(a.db(name), "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);");
+    await new Cluster(a, [b]).waitForConvergence(name);
+    const load = writeLoad([a, b], name);
+    let primary = a;
+    for (let i = 0; i < 20; i++) {
+      const target = primary === a ? b : a;
+      // A handoff goes to a connected replica: wait until the old primary has rejoined.
+      await waitFor(async () => (await info(target).catch(() => null))?.primary === primary.config.hostname, 10_000, "the replica to connect");
+      const res = await post(primary, `/handoff?id=${target.config.hostname}`);
+      expect(res.status, res.body).toBe(200);
+      await waitForPrimary([target], 10_000);
+      primary = target;
+      await sleep(100);
+    }
+    await load.stop();
+    const replica = primary === a ? b : a;
+    await converge(primary, [replica], name);
+    const present = new Set((await sqlite3(primary.db(name), "SELECT id FROM t;")).split("\n").map(Number));
+    // A handoff waits until the target has every commit: no acknowledged write is lost.
+    expect(load.acked.filter((id) => !present.has(id))).toEqual([]);
+    expect(load.acked.length).toBeGreaterThan(20);
+  });
+
+  it("a non-candidate never becomes primary, and cannot be promoted", async () => {
+    const double = await consul();
+    const a = await consulNode(double, "node-a");
+    await a.start();
+    await waitForPrimary([a]);
+    const c = await consulNode(double, "node-c", { candidate: false });
+    await c.start();
+    const res = await post(c, "/promote");
+    expect(res.status).toBe(400);
+    expect(res.body).toMatch(/not a candidate/);
+    await a.kill9();
+    double.advance(12_000);
+    await sleep(2500);
+    expect(await isPrimary(c)).toBe(false);
+    expect(c.logs).not.toMatch(/acquired the primary lease/);
+    const r = await sqlite3Raw(c.db("x.db"), "CREATE TABLE t (v);");
+    expect(r.code).not.toBe(0);
+  });
+
+  it("a node from another cluster never joins", async () => {
+    const double = await consul();
+    const a = await consulNode(double, "node-a");
+    await a.start();
+    await waitForPrimary([a]);
+    await sqlite3(a.db("c.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
+    const stranger = await consulNode(double, "stranger");
+    await fsp.mkdir(stranger.dataDir, { recursive: true });
+    await fsp.writeFile(path.join(stranger.dataDir, "clusterid"), "LFSC0123456789ABCDEF\n");
+    await stranger.start();
+    await waitFor(() => /belongs to cluster/.test(stranger.logs) || /belongs to cluster/.test(a.logs), 15_000, "the refusal");
+    expect(await fsp.readdir(stranger.mnt)).not.toContain("c.db");
+    // Even with no primary left, it does not take the cluster's lease.
+    await a.kill9();
+    double.advance(12_000);
+    await sleep(2500);
+    expect(await isPrimary(stranger)).toBe(false);
+    expect(stranger.logs).toMatch(/refusing to become primary/);
+  });
+
+  it("a promoted candidate takes over from the primary (POST /promote, litefs promote)", async () => {
+    const double = await consul();
+    const a = await consulNode(double, "node-a");
+    await a.start();
+    await waitForPrimary([a]);
+    const b = await consulNode(double, "node-b");
+    await b.start();
+    await sqlite3(a.db("p.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
+    await new Cluster(a, [b]).waitForConvergence("p.db");
+    const res = await post(b, "/promote");
+    expect(res.status, res.body).toBe(200);
+    expect(await isPrimary(b)).toBe(true);
+    expect(await isPrimary(a)).toBe(false);
+    expect((await info(a)).primary).toBe("node-b");
+  });
+});
+
+describe("when Consul or the network fails", () => {
+  it("Consul unreachable past the TTL: the primary turns read-only before anyone can acquire; the cluster heals", async () => {
+    const double = await consul();
+    const a = await consulNode(double, "node-a");
+    await a.start();
+    await waitForPrimary([a]);
+    const b = await consulNode(double, "node-b");
+    await b.start();
+    await sqlite3(a.db("u.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
+    await new Cluster(a, [b]).waitForConvergence("u.db");
+
+    const session = double.entry("litefs/test")?.session;
+    expect(session).toBeTruthy();
+    await double.pause("hang");
+    await waitFor(() => /no longer the primary/.test(a.logs), 20_000, "the primary to step down");
+    // It stepped down while Consul still held its session: nobody else could have acquired yet.
+    expect(double.session(session!)).toBeDefined();
+    const write = await sqlite3Raw(a.db("u.db"), "INSERT INTO t VALUES (2);");
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toMatch(/readonly/);
+    expect(await isPrimary(b)).toBe(false);
+
+    await double.resume();
+    const primary = await waitForPrimary([a, b], 30_000);
+    const replica = primary === a ? b : a;
+    await sqlite3(primary.db("u.db"), "INSERT INTO t VALUES (3);");
+    await converge(primary, [replica], "u.db");
+    expect(await sqlite3(replica.db("u.db"), "SELECT group_concat(v) FROM t;")).toBe("1,3");
+  });
+});
