@@ -30,7 +30,8 @@ export function registerMount(program: Command): void {
         debug: Boolean(flags.debug),
         fuseDebug: Boolean(flags["fuse.debug"] ?? flags.fuseDebug),
       };
-      process.exitCode = await runMount(mountFlags, cmd);
+      // Exit explicitly: with -skip-unmount the FUSE thread would keep the process alive.
+      process.exit(await runMount(mountFlags, cmd));
     });
 }
 

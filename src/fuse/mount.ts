@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import type { Logger } from "pino";
 
 import { LitefsError } from "../errors.js";
+import { setCloseOnExecFor } from "../os/cloexec.js";
 
 const require = createRequire(import.meta.url);
 
@@ -79,6 +80,7 @@ export class FuseMount {
       fuse.mount((err: Error | null) => (err ? reject(new MountError(`cannot mount ${this.dir}: ${err.message}`)) : resolve())),
     );
     this.fuse = fuse;
+    setCloseOnExecFor("/dev/fuse");
     this.log.info({ dir: this.dir }, "mounted");
   }
 

@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
@@ -159,6 +160,7 @@ async function catchUp(
       continue;
     }
     opts.log.info({ db: db.name, replica: req.hostname, from: have.toString(), to: cur.toString() }, "sending snapshot");
+    if (have.txid > 0) await logDiscarded(db, have, req, opts.log);
     const tmp = db.ltx.tempPath("snapshot");
     try {
       // Synchronous: it captures exactly `cur`, nothing can commit in between.
@@ -172,9 +174,45 @@ async function catchUp(
   sent.set(db.name, have);
 }
 
+/**
+ * A replica whose position is not on this primary's history loses what only it had: find the
+ * last position both share (from the replica's recent history) and name the TXIDs discarded.
+ */
+async function logDiscarded(db: Database, have: Position, req: StreamRequest, log: Logger): Promise<void> {
+  const files = new Map(db.ltx.list().map((f) => [f.maxTxid, f]));
+  const history = req.history.get(db.name) ?? [];
+  let common: Position | null = null;
+  for (const pos of [...history].reverse()) {
+    const file = files.get(pos.txid);
+    if (!file) continue;
+    const post = await readHeaderAndPost(file.path).then((r) => r.post).catch(() => null);
+    if (post === pos.postApplyChecksum) {
+      common = pos;
+      break;
+    }
+  }
+  if (common && common.equals(have)) return; // only behind (retention gap), nothing discarded
+  if (common) {
+    log.warn(
+      { db: db.name, replica: req.hostname, from: common.txid + 1, to: have.txid },
+      `replica ${req.hostname} diverged after TXID ${common.txid}: its TXIDs ${common.txid + 1}..${have.txid} of ${db.name} are discarded`,
+    );
+  } else {
+    log.warn(
+      { db: db.name, replica: req.hostname, to: have.txid },
+      `replica ${req.hostname} is at ${have.toString()} of ${db.name}, which this primary never had: its transactions up to TXID ${have.txid} that are not in the snapshot are discarded`,
+    );
+  }
+}
+
 /** The stored file that continues from `have`, with the position after it; null if there is none. */
 async function nextFile(db: Database, have: Position): Promise<{ file: LtxFileInfo; after: Position } | null> {
-  const file = db.ltx.list().find((f) => f.minTxid === have.txid + 1);
+  // Most files hold one transaction: try that name before listing the folder, whose listing
+  // per file sent made a long catch-up quadratic in the number of files.
+  const single = db.ltx.pathOf(have.txid + 1, have.txid + 1);
+  const file = fs.existsSync(single)
+    ? { minTxid: have.txid + 1, maxTxid: have.txid + 1, path: single }
+    : db.ltx.list().find((f) => f.minTxid === have.txid + 1);
   if (!file) return null;
   try {
     const { header, post } = await readHeaderAndPost(file.path);

@@ -18,6 +18,8 @@ export const streamRequestSchema = z
     /** Databases this replica wants (lease.databases); null or absent = all. */
     databases: z.array(z.string().min(1).max(255)).max(100_000).nullish(),
     positions: z.record(z.string().min(1).max(255), positionText),
+    /** Recent positions per database (oldest first), to find where a diverged replica left off. */
+    history: z.record(z.string().min(1).max(255), z.array(positionText).max(1000)).optional(),
   })
   .strict();
 
@@ -28,6 +30,7 @@ export interface StreamRequest {
   clusterId: string;
   databases: string[] | null;
   positions: Map<string, Position>;
+  history: Map<string, Position[]>;
 }
 
 /** Parses and validates a request body; the error message says what is wrong. */
@@ -45,5 +48,7 @@ export function parseStreamRequest(body: string): StreamRequest {
   }
   const positions = new Map<string, Position>();
   for (const [name, text] of Object.entries(parsed.data.positions)) positions.set(name, Position.parse(text));
-  return { ...parsed.data, databases: parsed.data.databases ?? null, positions };
+  const history = new Map<string, Position[]>();
+  for (const [name, list] of Object.entries(parsed.data.history ?? {})) history.set(name, list.map((t) => Position.parse(t)));
+  return { ...parsed.data, databases: parsed.data.databases ?? null, positions, history };
 }

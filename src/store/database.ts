@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "pino";
-import { CHECKSUM_FLAG, Position, lockPgno, pageChecksum, type LtxHeader, type LtxEncoder } from "../ltx/index.js";
+import { CHECKSUM_FLAG, Position, TRAILER_SIZE, decodeTrailer, lockPgno, pageChecksum, type LtxHeader, type LtxEncoder } from "../ltx/index.js";
 import { isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
 import { BackingFile } from "./backing-file.js";
 import { JournalCapture } from "./capture-journal.js";
@@ -344,6 +344,30 @@ export class Database {
   /** Tells listeners that a received file was applied (same event as a local commit). */
   notifyApplied(ltxPath: string): void {
     this.emit(ltxPath);
+  }
+
+  /**
+   * Positions after each of the newest `limit` LTX files (oldest first): sent to a primary so it
+   * can tell where our history left its own and name the TXIDs a snapshot discards.
+   */
+  recentHistory(limit = 64): Position[] {
+    const out: Position[] = [];
+    for (const f of this.ltx.list().slice(-limit)) {
+      try {
+        const fd = fs.openSync(f.path, "r");
+        try {
+          const size = fs.fstatSync(fd).size;
+          const tail = Buffer.alloc(TRAILER_SIZE);
+          fs.readSync(fd, tail, 0, TRAILER_SIZE, size - TRAILER_SIZE);
+          out.push(new Position(f.maxTxid, decodeTrailer(tail).postApplyChecksum));
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch {
+        // removed by retention meanwhile, or unreadable: history is advisory
+      }
+    }
+    return out;
   }
 
   closeFiles(): void {

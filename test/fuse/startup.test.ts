@@ -147,6 +147,15 @@ describe("supervising the app", () => {
     delete process.env.OUT;
   });
 
+  it("the app does not inherit the FUSE connection", async () => {
+    const node = await newNode("cloexec");
+    await node.start(["--", "sh", "-c", `ls -l /proc/self/fd/ > ${node.dir}/fds.txt`], { waitForMount: false });
+    expect((await node.exit!).code).toBe(0);
+    const fds = await fsp.readFile(`${node.dir}/fds.txt`, "utf8");
+    expect(fds).toMatch(/->/);
+    expect(fds).not.toMatch(/\/dev\/fuse/);
+  });
+
   it("forwards SIGTERM to the app", async () => {
     const node = await newNode("sigterm");
     await node.start(["--", "sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"]);
