@@ -2,6 +2,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Cluster } from "../support/cluster.js";
+import { FaultProxy } from "../support/fault-proxy.js";
 import { startConsulDouble, type ConsulDouble } from "../support/consul-double.js";
 import { LitefsNode, freePort, sleep, waitFor } from "../support/node-process.js";
 import { info, isPrimary, post, waitForPrimary } from "../support/roles.js";
@@ -18,8 +19,19 @@ async function consul(): Promise<ConsulDouble> {
   return double;
 }
 
-async function consulNode(double: ConsulDouble, name: string, opts: { candidate?: boolean; promote?: boolean } = {}): Promise<LitefsNode> {
-  const node = await LitefsNode.create(name, { hostname: name, httpPort: await freePort(), consulUrl: double.url, candidate: opts.candidate ?? true, promote: opts.promote });
+async function consulNode(
+  double: ConsulDouble,
+  name: string,
+  opts: { candidate?: boolean; promote?: boolean; httpPort?: number; advertiseUrl?: string } = {},
+): Promise<LitefsNode> {
+  const node = await LitefsNode.create(name, {
+    hostname: name,
+    httpPort: opts.httpPort ?? (await freePort()),
+    consulUrl: double.url,
+    candidate: opts.candidate ?? true,
+    promote: opts.promote,
+    advertiseUrl: opts.advertiseUrl,
+  });
   cleanups.push(() => node.cleanup());
   return node;
 }
@@ -200,6 +212,44 @@ describe("failover with a Consul lease", () => {
     expect(await isPrimary(b)).toBe(true);
     expect(await isPrimary(a)).toBe(false);
     expect((await info(a)).primary).toBe("node-b");
+  });
+});
+
+describe("a deposed primary", () => {
+  it("whose last transactions never reached the new primary gets a snapshot, and the discarded TXIDs are logged", async () => {
+    const double = await consul();
+    // node-a is reached through a proxy, so its stream to node-b can be cut.
+    const aPort = await freePort();
+    const proxy = await FaultProxy.start(aPort);
+    cleanups.push(() => proxy.close());
+    const a = await consulNode(double, "node-a", { httpPort: aPort, advertiseUrl: proxy.url });
+    await a.start();
+    await waitForPrimary([a]);
+    const b = await consulNode(double, "node-b");
+    await b.start();
+    const name = "deposed.db";
+    await sqlite3(a.db(name), "CREATE TABLE t (id INTEGER PRIMARY KEY, origin TEXT);");
+    for (let i = 1; i <= 3; i++) await sqlite3(a.db(name), `INSERT INTO t VALUES (${i}, 'a');`);
+    await new Cluster(a, [b]).waitForConvergence(name);
+
+    // Cut node-b off, let node-a commit alone, then kill it.
+    await proxy.close();
+    for (let i = 4; i <= 8; i++) await sqlite3(a.db(name), `INSERT INTO t VALUES (${i}, 'a only');`);
+    const aPos = await a.pos(name);
+    await a.kill9();
+    double.advance(11_000);
+    await waitForPrimary([b], 20_000);
+    for (let i = 100; i < 103; i++) await sqlite3(b.db(name), `INSERT INTO t VALUES (${i}, 'b');`);
+
+    // node-a comes back (directly reachable now) and rejoins as a replica.
+    a.config.advertiseUrl = undefined;
+    await a.writeConfig();
+    await a.start();
+    await converge(b, [a], name);
+    expect(await sqlite3(a.db(name), "SELECT count(*) FROM t WHERE origin = 'a only';")).toBe("0");
+    expect(await isPrimary(a)).toBe(false);
+    expect(aPos).not.toBe(await a.pos(name));
+    expect(b.logs).toMatch(/replica node-a diverged after TXID 4: its TXIDs 5\.\.9 of deposed\.db are discarded/);
   });
 });
 

@@ -133,3 +133,29 @@ describe("the cluster API", () => {
     expect(Object.keys(info.databases)).toContain("after-garbage.db");
   });
 });
+
+describe("lease.databases", () => {
+  it("a non-candidate replica with lease.databases receives only those databases", async () => {
+    const { LitefsNode, freePort } = await import("../support/node-process.js");
+    const picky = await LitefsNode.create("picky", {
+      candidate: false,
+      httpPort: await freePort(),
+      hostname: "picky",
+      primaryUrl: cluster.primary.config.primaryUrl,
+      token: "s3cret",
+      databases: ["wanted.db"],
+    });
+    try {
+      await picky.start();
+      await sqlite3(cluster.primary.db("wanted.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
+      await sqlite3(cluster.primary.db("unwanted.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
+      await new Cluster(cluster.primary, [picky]).waitForConvergence("wanted.db");
+      const names = await fsp.readdir(picky.mnt);
+      expect(names).toContain("wanted.db");
+      expect(names).not.toContain("unwanted.db");
+      expect(names).not.toContain("conv-wal.db");
+    } finally {
+      await picky.cleanup();
+    }
+  });
+});

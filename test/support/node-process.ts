@@ -31,6 +31,8 @@ export interface NodeConfig {
   /** Use a Consul lease at this URL (the test double) instead of a static one. */
   consulUrl?: string;
   promote?: boolean;
+  /** Consul lease: the URL this node advertises (default: its own API port). */
+  advertiseUrl?: string;
 }
 
 /**
@@ -77,7 +79,7 @@ export class LitefsNode {
       ...(c.consulUrl
         ? [
             "  type: consul",
-            `  advertise-url: http://127.0.0.1:${c.httpPort}`,
+            `  advertise-url: ${c.advertiseUrl ?? `http://127.0.0.1:${c.httpPort}`}`,
             "  consul:",
             `    url: ${c.consulUrl}`,
             "    key: litefs/test",
