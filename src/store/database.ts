@@ -329,6 +329,9 @@ export class Database {
 
   applyTruncate(kind: FileKind, size: number): void {
     this.files[kind].truncate(size);
+    // The agent emptied what a cut-off primary term left behind: forget its capture state.
+    if (kind === "wal") this.wal.afterTruncate(size);
+    if (kind === "journal" && size === 0) this.journal.reset();
   }
 
   /** The primary dropped this database. */
