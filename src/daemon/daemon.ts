@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { Config } from "../config/index.js";
 import { ApplyAgent } from "../fuse/apply-agent.js";
+import { runDemotionRepair } from "../fuse/demotion-repair.js";
 import { FileSystem } from "../fuse/file-system.js";
 import { FuseMount } from "../fuse/mount.js";
 import { ApiServer, HttpError, sendJson } from "../http/server.js";
@@ -94,6 +95,7 @@ export class Daemon {
       token: config.http.token,
       databases: config.lease.databases,
       reconnectDelayMs: config.lease.reconnectDelayMs,
+      repairAfterDemotion: (jobs) => runDemotionRepair(config.fuse.dir, jobs),
     });
     this.store.setLagProvider(() => this.role?.lagMs() ?? 0);
 

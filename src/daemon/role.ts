@@ -5,6 +5,7 @@ import { ReplicaStream } from "../http/stream-replica.js";
 import type { PageWriter } from "../store/apply.js";
 import { generateClusterId, readClusterId, writeClusterId } from "../store/cluster-id.js";
 import type { Store } from "../store/store.js";
+import type { RepairJob } from "../fuse/demotion-repair.js";
 
 export interface RoleOptions {
   store: Store;
@@ -19,6 +20,8 @@ export interface RoleOptions {
   token?: string;
   databases: string[];
   reconnectDelayMs: number;
+  /** Undoes what SQLite clients left in flight when this node stopped being the primary. */
+  repairAfterDemotion: (jobs: RepairJob[]) => Promise<unknown>;
 }
 
 /**
@@ -142,6 +145,33 @@ export class RoleManager {
     });
     unsubscribe();
     this.demote(String((lease.signal.reason as Error)?.message ?? "lease ended"));
+    if (!this.stopped) await this.repairLocalState();
+  }
+
+  /**
+   * A transaction cut off by the demotion left pages in the database file and a hot journal;
+   * committed WAL frames would vanish from readers' view once the first replicated file resets
+   * the -shm. Both are put right before anything is applied as a replica.
+   */
+  private async repairLocalState(): Promise<void> {
+    const jobs: RepairJob[] = [];
+    for (const db of this.opts.store.allDatabases()) {
+      if (!db.exists) continue;
+      if (db.journal.active) jobs.push({ db: db.name, kind: "journal" });
+      if (db.files.wal.exists() && db.files.wal.size() > 0) jobs.push({ db: db.name, kind: "wal", committedEnd: db.wal.state.committedEnd });
+    }
+    if (jobs.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const done = await this.opts.repairAfterDemotion(jobs);
+        this.opts.log.info({ repaired: done }, "rolled back cut-off transactions and folded the WAL after losing the primary role");
+        return;
+      } catch (err) {
+        this.opts.log.error({ err: (err as Error).message, attempt }, "repair after demotion failed; retrying");
+        if (this.stopped) return;
+        await sleep(this.opts.reconnectDelayMs);
+      }
+    }
   }
 
   /** Read-only at once, every stream ended: another node may be primary any moment now. */

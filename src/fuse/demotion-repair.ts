@@ -6,7 +6,9 @@
  *   stops pointing at the WAL, which every replica apply does).
  * Both are repaired *through the mount*, under SQLite's locks, like every replica write.
  */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import { fileURLToPath } from "node:url";
 import {
   SHM_EXCLUSIVE_LOCK_BYTES,
   SHM_INDEX_HEADER_SIZE,
@@ -138,4 +140,31 @@ export function foldWal(dbPath: string, committedEnd: number, lockTimeoutMs: num
     fs.closeSync(walFd);
     fs.closeSync(dbFd);
   }
+}
+
+export type RepairJob = { db: string; kind: "journal" } | { db: string; kind: "wal"; committedEnd: number };
+
+const REPAIR_SCRIPT = fileURLToPath(new URL("./demotion-repair-process.js", import.meta.url));
+
+/**
+ * Runs the repairs in a child process (sync I/O on the mount must never run in the daemon) and
+ * resolves with what it did; rejects with the child's error output if it failed.
+ */
+export function runDemotionRepair(
+  mnt: string,
+  jobs: RepairJob[],
+  lockTimeoutMs = 30_000,
+): Promise<Array<{ db: string; kind: string; pages: number }>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [REPAIR_SCRIPT, JSON.stringify({ mnt, jobs, lockTimeoutMs })], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0) resolve(JSON.parse(out.trim() || "[]"));
+      else reject(new Error(`demotion repair failed (exit ${code}): ${err.trim().split("\n").slice(-3).join(" ")}`));
+    });
+  });
 }

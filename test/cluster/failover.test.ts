@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Cluster } from "../support/cluster.js";
 import { FaultProxy } from "../support/fault-proxy.js";
 import { startConsulDouble, type ConsulDouble } from "../support/consul-double.js";
-import { LitefsNode, freePort, sleep, waitFor } from "../support/node-process.js";
+import { LitefsNode, ROOT, freePort, sleep, waitFor } from "../support/node-process.js";
 import { info, isPrimary, post, waitForPrimary } from "../support/roles.js";
 import { sqlite3, sqlite3Raw } from "../support/sqlite-clients.js";
 
@@ -216,6 +216,37 @@ describe("failover with a Consul lease", () => {
 });
 
 describe("a deposed primary", () => {
+  it("rolls back a transaction cut off by the handoff before it applies anything as a replica", async () => {
+    const double = await consul();
+    const a = await consulNode(double, "node-a");
+    await a.start();
+    await waitForPrimary([a]);
+    const b = await consulNode(double, "node-b");
+    await b.start();
+    const name = "cutoff.db";
+    await sqlite3(a.db(name), "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB); INSERT INTO t VALUES (1, 'kept');");
+    await new Cluster(a, [b]).waitForConvergence(name);
+
+    // A write transaction on node-a has already overwritten pages of the database file...
+    const { spawn } = await import("node:child_process");
+    const holder = spawn(process.execPath, [path.join(ROOT, "test/support/programs/holder.mjs"), a.db(name)], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    holder.stdout.on("data", (d) => (out += d));
+    await waitFor(() => out.includes("ready"), 20_000, "the transaction to spill pages");
+    // ...when node-a hands its lease over: the transaction cannot commit any more.
+    const res = await post(a, "/handoff?id=node-b");
+    expect(res.status, res.body).toBe(200);
+    await waitForPrimary([b], 10_000);
+    holder.stdin.write("commit\n");
+    await waitFor(() => /failed|committed/.test(out), 20_000, "the commit attempt");
+    expect(out).toMatch(/failed/);
+
+    await waitFor(() => /rolled back cut-off transactions/.test(a.logs), 30_000, "node-a to roll back the cut-off transaction");
+    await sqlite3(b.db(name), "INSERT INTO t VALUES (2, 'after handoff');");
+    await converge(b, [a], name);
+    expect(await sqlite3(a.db(name), "SELECT count(*) FROM t;")).toBe("2");
+  });
+
   it("whose last transactions never reached the new primary gets a snapshot, and the discarded TXIDs are logged", async () => {
     const double = await consul();
     // node-a is reached through a proxy, so its stream to node-b can be cut.
