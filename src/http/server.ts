@@ -165,6 +165,7 @@ export class ApiServer {
       isPrimary: store.isPrimary,
       primary: store.isPrimary ? this.opts.hostname : store.primaryHostname(),
       lagMs: store.lagMs(),
+      replicas: [...this.streams.values()].map((c) => ({ hostname: c.request.hostname, nodeId: c.request.nodeId, candidate: c.request.candidate ?? false })),
       databases: Object.fromEntries(store.allDatabases().map((db) => [db.name, { position: db.position.toString(), exists: db.exists }])),
     };
   }

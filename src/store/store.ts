@@ -60,6 +60,7 @@ export class Store {
 
   setPrimary(primary: boolean): void {
     if (primary !== this.primary) this.log.info({ primary }, primary ? "this node is now the primary" : "this node is now a replica");
+    if (primary !== this.primary) this.primaryHost = null; // learnt again from the next stream
     this.primary = primary;
     this.bumpStatus();
   }

@@ -128,7 +128,8 @@ describe("failover with a Consul lease", () => {
     expect(await sqlite3(b.db("h.db"), "SELECT count(*) FROM t;")).toBe("2");
   });
 
-  it("20 handoffs back and forth under load keep every node intact and converged", async () => {
+  for (const mode of ["delete", "wal"]) {
+  it(`20 handoffs back and forth under load keep every node intact and converged (${mode})`, async () => {
     const double = await consul();
     const a = await consulNode(double, "node-a");
     await a.start();
@@ -136,17 +137,23 @@ describe("failover with a Consul lease", () => {
     const b = await consulNode(double, "node-b");
     await b.start();
     const name = "pingpong.db";
-    await sqlite3(a.db(name), "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);");
+    await sqlite3(a.db(name), `PRAGMA journal_mode=${mode}; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);`);
     await new Cluster(a, [b]).waitForConvergence(name);
     const load = writeLoad([a, b], name);
     let primary = a;
     for (let i = 0; i < 20; i++) {
       const target = primary === a ? b : a;
       // A handoff goes to a connected replica: wait until the old primary has rejoined.
-      await waitFor(async () => (await info(target).catch(() => null))?.primary === primary.config.hostname, 10_000, "the replica to connect");
+      await waitFor(
+        async () => ((await info(primary).catch(() => null))?.replicas ?? []).some((r) => r.hostname === target.config.hostname),
+        10_000,
+        "the replica to connect",
+      );
       const res = await post(primary, `/handoff?id=${target.config.hostname}`);
       expect(res.status, res.body).toBe(200);
-      await waitForPrimary([target], 10_000);
+      await waitForPrimary([target], 10_000).catch((err) => {
+        throw new Error(`${err.message}\n--- ${primary.config.hostname}:\n${primary.logs.slice(-4000)}\n--- ${target.config.hostname}:\n${target.logs.slice(-4000)}`);
+      });
       primary = target;
       await sleep(100);
     }
@@ -158,6 +165,7 @@ describe("failover with a Consul lease", () => {
     expect(load.acked.filter((id) => !present.has(id))).toEqual([]);
     expect(load.acked.length).toBeGreaterThan(20);
   });
+  }
 
   it("a non-candidate never becomes primary, and cannot be promoted", async () => {
     const double = await consul();

@@ -9,6 +9,7 @@ export interface NodeInfo {
   isPrimary: boolean;
   primary: string | null;
   databases: Record<string, { position: string; exists: boolean }>;
+  replicas: Array<{ hostname: string; nodeId: string; candidate: boolean }>;
 }
 
 export function apiUrl(node: LitefsNode): string {
