@@ -5,15 +5,24 @@
  * serves the FUSE requests these writes cause (sync I/O on the mount from there would deadlock),
  * and it never spawns anything while holding mount files (DESIGN.md section 3, trap 2).
  *
+ * One request applies a batch of LTX files to one database, in order. The files are decoded
+ * first, before any lock is taken, into one set of pages (a later file's version of a page
+ * replaces an earlier one; pages cut off by a file that shrinks the database are dropped), so
+ * the locks are held only while the surviving pages are written, contiguous pages in one write.
+ * Files too large to decode ahead (more than PREDECODE_BYTES of pages in the batch) are decoded
+ * under the locks and written out whenever PREDECODE_BYTES of pages are pending.
+ *
  * While it writes, it holds SQLite's own locks through the kernel (OFD locks): the database's
  * PENDING..SHARED range exclusively and, in WAL mode, the -shm WRITE, CKPT, RECOVER and all
- * READ0..4 bytes, so no SQLite reader ever sees half a transaction.
+ * READ0..4 bytes, so no SQLite reader ever sees part of a batch. Locks are always released
+ * before the answer; the files stay open between requests (closed after IDLE_CLOSE_MS without
+ * one, when the database is re-created, or when the name no longer leads to the same file).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { decodeLtxFile } from "../ltx/index.js";
+import { decodeLtx, decodeLtxFile, type LtxPage } from "../ltx/index.js";
 import { lockSqliteDatabase, ofdLock } from "../os/ofd-lock.js";
-import { APPLY_OPEN_FLAG, type ApplyRequest, type ApplyResponse } from "./apply-protocol.js";
+import { APPLY_OPEN_FLAG, type ApplyFileRef, type ApplyRequest, type ApplyResponse } from "./apply-protocol.js";
 import {
   DB_HEADER_SIZE,
   PENDING_BYTE,
@@ -27,7 +36,17 @@ import {
   parseWalHeader,
 } from "../sqlite/index.js";
 
-const LOCK_POLL_MS = 2;
+/** First retry after 0.2 ms, doubling up to 2 ms: a reader's read transaction is usually short. */
+const LOCK_POLL_FIRST_MS = 0.2;
+const LOCK_POLL_MAX_MS = 2;
+/** Pages decoded ahead of the locks, or pending under them, at most (bytes). */
+const PREDECODE_BYTES = 64 << 20;
+/** Files read whole (then decoded in memory) up to this size; larger ones are streamed. */
+const WHOLE_FILE_BYTES = 8 << 20;
+/** One write covers at most this many bytes of contiguous pages (FUSE splits it into max_write requests). */
+const MAX_RUN_BYTES = 1 << 20;
+const MAX_IOV = 1024;
+const IDLE_CLOSE_MS = 2000;
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -35,73 +54,272 @@ function sleepSync(ms: number): void {
 
 /** Polls for a lock so a long-running reader delays an apply without hanging it forever. */
 function acquire(what: string, tryLock: () => boolean, deadline: number): void {
+  let delay = LOCK_POLL_FIRST_MS;
   while (!tryLock()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for the ${what} lock (a long-running SQLite transaction holds it)`);
-    sleepSync(LOCK_POLL_MS);
+    sleepSync(delay);
+    delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
   }
 }
+
+// ---- files kept open between requests -----------------------------------------------------------
+
+interface OpenFile {
+  fd: number;
+  ino: number;
+}
+
+interface OpenDatabase {
+  db: OpenFile | null;
+  shm: OpenFile | null;
+  wal: OpenFile | null;
+}
+
+const openDatabases = new Map<string, OpenDatabase>();
+let idleTimer: NodeJS.Timeout | null = null;
+
+function closeQuietly(file: OpenFile | null): void {
+  if (!file) return;
+  try {
+    ofdLock(file.fd, "unlock", 0, 0);
+  } catch {
+    // not locked, or already gone
+  }
+  try {
+    fs.closeSync(file.fd);
+  } catch {
+    // already closed
+  }
+}
+
+function closeDatabase(name: string): void {
+  const o = openDatabases.get(name);
+  if (!o) return;
+  closeQuietly(o.db);
+  closeQuietly(o.shm);
+  closeQuietly(o.wal);
+  openDatabases.delete(name);
+}
+
+function closeAll(): void {
+  for (const name of [...openDatabases.keys()]) closeDatabase(name);
+}
+
+/**
+ * The open file for `file` if the name still leads to it (same inode: readers may unlink and
+ * re-create -shm and -wal, the primary may drop and re-create the database), else a new open.
+ * Returns null when `open` finds no file (ENOENT).
+ */
+function reuse(file: string, cached: OpenFile | null, open: () => number): OpenFile | null {
+  if (cached) {
+    try {
+      if (fs.statSync(file).ino === fs.fstatSync(cached.fd).ino) return cached;
+    } catch {
+      // gone: reopen below
+    }
+    closeQuietly(cached);
+  }
+  let fd: number;
+  try {
+    fd = open();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  return { fd, ino: fs.fstatSync(fd).ino };
+}
+
+// ---- the pages of a batch ----------------------------------------------------------------------
+
+/**
+ * The net effect of a sequence of LTX files on the database file: the last version of each page
+ * (by byte offset), the smallest size the file was cut to, and the size it ends at. Writing it
+ * (flush, then finish) leaves the file exactly as applying the files one by one would.
+ */
+class PagePlan {
+  private pages = new Map<number, Uint8Array>();
+  /** Bytes of page data pending. */
+  bytes = 0;
+  /** Logical size of the database file after the files added so far. */
+  size: number;
+  /** Smallest size a file cut the database to since the last flush. */
+  private shrinkTo = Infinity;
+  pageSize = 0;
+  commit = 0;
+  written = 0;
+
+  constructor(
+    /** Size of the database file now. */
+    private fileSize: number,
+  ) {
+    this.size = fileSize;
+  }
+
+  page(offset: number, data: Uint8Array): void {
+    const old = this.pages.get(offset);
+    this.bytes += data.length - (old?.length ?? 0);
+    this.pages.set(offset, data);
+  }
+
+  endFile(commit: number, pageSize: number): void {
+    const end = commit * pageSize;
+    if (end < this.size) {
+      for (const [offset, data] of this.pages) {
+        if (offset >= end) {
+          this.pages.delete(offset);
+          this.bytes -= data.length;
+        }
+      }
+      this.shrinkTo = Math.min(this.shrinkTo, end);
+    }
+    this.size = end;
+    this.commit = commit;
+    this.pageSize = pageSize;
+  }
+
+  /** Applies the pending cut, then writes the pending pages, contiguous ones together. */
+  flush(fd: number): void {
+    if (this.shrinkTo < this.fileSize) {
+      fs.ftruncateSync(fd, this.shrinkTo);
+      this.fileSize = this.shrinkTo;
+    }
+    this.shrinkTo = Infinity;
+    const offsets = [...this.pages.keys()].sort((a, b) => a - b);
+    let i = 0;
+    while (i < offsets.length) {
+      const start = offsets[i];
+      const run: Uint8Array[] = [];
+      let end = start;
+      let runBytes = 0;
+      while (i < offsets.length && offsets[i] === end && run.length < MAX_IOV && runBytes < MAX_RUN_BYTES) {
+        const data = this.pages.get(offsets[i])!;
+        run.push(data);
+        end += data.length;
+        runBytes += data.length;
+        i++;
+      }
+      writeRun(fd, run, start);
+      this.written += run.length;
+      this.fileSize = Math.max(this.fileSize, end);
+    }
+    this.pages.clear();
+    this.bytes = 0;
+  }
+
+  /** Flushes, then sets the file to its final size. */
+  finish(fd: number): void {
+    this.flush(fd);
+    if (this.fileSize !== this.size) fs.ftruncateSync(fd, this.size);
+    this.fileSize = this.size;
+  }
+}
+
+/**
+ * Decodes one file into the plan. With `fd` (under the locks) pending pages are written out
+ * whenever they exceed PREDECODE_BYTES, and a change of page size flushes first.
+ */
+async function addFile(plan: PagePlan, file: ApplyFileRef, fd: number | null): Promise<void> {
+  if (fd !== null && plan.pageSize !== 0 && plan.pageSize !== file.pageSize) plan.flush(fd);
+  const name = path.basename(file.path);
+  const onPage = (page: LtxPage, pageSize: number) => {
+    plan.page((page.pgno - 1) * pageSize, page.data);
+    if (fd !== null && plan.bytes > PREDECODE_BYTES) plan.flush(fd);
+  };
+  if (fs.statSync(file.path).size <= WHOLE_FILE_BYTES) {
+    const decoded = decodeLtx(fs.readFileSync(file.path), name);
+    for (const page of decoded.pages) onPage(page, decoded.header.pageSize);
+    plan.endFile(decoded.header.commit, decoded.header.pageSize);
+    return;
+  }
+  let pageSize = 0;
+  let commit = 0;
+  const events = decodeLtxFile(file.path, { name });
+  for (;;) {
+    const next = await events.next();
+    if (next.done) break;
+    const ev = next.value;
+    if (ev.type === "header") {
+      pageSize = ev.header.pageSize;
+      commit = ev.header.commit;
+    } else if (ev.type === "page") {
+      onPage(ev, pageSize);
+    }
+  }
+  plan.endFile(commit, pageSize);
+}
+
+// ---- one request ---------------------------------------------------------------------------------
 
 async function apply(req: ApplyRequest): Promise<number> {
   const dbPath = path.join(req.mnt, req.db);
   const shmPath = `${dbPath}-shm`;
-  const flags = fs.constants.O_RDWR | APPLY_OPEN_FLAG;
-  const dbFd = fs.openSync(dbPath, flags);
-  let shmFd: number | null = null;
+  const walPath = `${dbPath}-wal`;
+  if (req.reopen) closeDatabase(req.db);
+  const cached: OpenDatabase = openDatabases.get(req.db) ?? { db: null, shm: null, wal: null };
+  openDatabases.set(req.db, cached);
+
   try {
+    cached.db = reuse(dbPath, cached.db, () => fs.openSync(dbPath, fs.constants.O_RDWR | APPLY_OPEN_FLAG));
+    if (!cached.db) throw new Error(`${dbPath} does not exist`);
+    const dbFd = cached.db.fd;
+
+    // Decode ahead of the locks, as far as memory allows.
+    const plan = new PagePlan(fs.fstatSync(dbFd).size);
+    let next = 0;
+    let ahead = 0;
+    while (next < req.files.length) {
+      const f = req.files[next];
+      ahead += f.pages * f.pageSize;
+      if (ahead > PREDECODE_BYTES || (plan.pageSize !== 0 && plan.pageSize !== f.pageSize)) break;
+      await addFile(plan, f, null);
+      next++;
+    }
+
+    let shmFd: number | null = null;
     const deadline = Date.now() + req.lockTimeoutMs;
-    if (isWalMode(dbFd)) {
-      // WAL readers hold the database file's SHARED lock for as long as they are connected;
-      // what keeps them out of a read transaction is the -shm lock bytes.
-      // Created if missing, so a reader that arrives mid-apply finds our locks in place.
-      shmFd = fs.openSync(shmPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
-      lockShmBytes(shmFd, deadline);
-    } else {
-      // As SQLite's own writers do: PENDING first stops new readers, then wait out the current ones.
-      acquire("database PENDING", () => ofdLock(dbFd, "write", PENDING_BYTE, 1), deadline);
-      acquire("database", () => lockSqliteDatabase(dbFd, "write"), deadline);
-    }
-
-    const events = decodeLtxFile(req.ltxPath, { name: path.basename(req.ltxPath) });
-    let pages = 0;
-    let pageSize = 0;
-    let commit = 0;
-    for (;;) {
-      const next = await events.next();
-      if (next.done) break;
-      const ev = next.value;
-      if (ev.type === "header") {
-        pageSize = ev.header.pageSize;
-        commit = ev.header.commit;
-      } else if (ev.type === "page") {
-        writeAll(dbFd, ev.data, (ev.pgno - 1) * pageSize);
-        pages++;
+    try {
+      if (isWalMode(dbFd)) {
+        // WAL readers hold the database file's SHARED lock for as long as they are connected;
+        // what keeps them out of a read transaction is the -shm lock bytes.
+        // Created if missing, so a reader that arrives mid-apply finds our locks in place.
+        cached.shm = reuse(shmPath, cached.shm, () => fs.openSync(shmPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644));
+        shmFd = cached.shm!.fd;
+        lockShmBytes(shmFd, deadline);
+      } else {
+        // As SQLite's own writers do: PENDING first stops new readers, then wait out the current ones.
+        acquire("database PENDING", () => ofdLock(dbFd, "write", PENDING_BYTE, 1), deadline);
+        acquire("database", () => lockSqliteDatabase(dbFd, "write"), deadline);
       }
-    }
-    fs.ftruncateSync(dbFd, commit * pageSize);
 
-    if (shmFd !== null && fs.fstatSync(shmFd).size >= SHM_INDEX_HEADER_SIZE) {
-      // Readers keep their page cache while the wal-index header is unchanged: change it.
-      const previous = Buffer.alloc(SHM_INDEX_HEADER_SIZE);
-      fs.readSync(shmFd, previous, 0, previous.length, 0);
-      const walHeader = readWalHeader(`${dbPath}-wal`);
-      const header = buildInvalidatedWalIndex(previous, {
-        pageSize,
-        pageCount: commit,
-        salt1: walHeader?.salt1 ?? 0,
-        salt2: walHeader?.salt2 ?? 0,
-        bigEndianChecksum: walHeader?.bigEndian ?? false,
-        frameChecksum: walHeader?.checksum ?? [0, 0],
-      });
-      writeAll(shmFd, header, 0);
+      plan.flush(dbFd);
+      for (; next < req.files.length; next++) await addFile(plan, req.files[next], dbFd);
+      plan.finish(dbFd);
+
+      if (shmFd !== null && fs.fstatSync(shmFd).size >= SHM_INDEX_HEADER_SIZE) {
+        // Readers keep their page cache while the wal-index header is unchanged: change it.
+        const previous = Buffer.alloc(SHM_INDEX_HEADER_SIZE);
+        fs.readSync(shmFd, previous, 0, previous.length, 0);
+        cached.wal = reuse(walPath, cached.wal, () => fs.openSync(walPath, fs.constants.O_RDONLY));
+        const walHeader = cached.wal ? readWalHeader(cached.wal.fd) : null;
+        const header = buildInvalidatedWalIndex(previous, {
+          pageSize: plan.pageSize,
+          pageCount: plan.commit,
+          salt1: walHeader?.salt1 ?? 0,
+          salt2: walHeader?.salt2 ?? 0,
+          bigEndianChecksum: walHeader?.bigEndian ?? false,
+          frameChecksum: walHeader?.checksum ?? [0, 0],
+        });
+        writeAll(shmFd, header, 0);
+      }
+      return plan.written;
+    } finally {
+      if (shmFd !== null) ofdLock(shmFd, "unlock", 0, 0);
+      ofdLock(dbFd, "unlock", 0, 0);
     }
-    return pages;
-  } finally {
-    if (shmFd !== null) {
-      ofdLock(shmFd, "unlock", 0, 0);
-      fs.closeSync(shmFd);
-    }
-    ofdLock(dbFd, "unlock", 0, 0);
-    fs.closeSync(dbFd);
+  } catch (err) {
+    // Start from fresh opens next time.
+    closeDatabase(req.db);
+    throw err;
   }
 }
 
@@ -120,19 +338,10 @@ function lockShmBytes(fd: number, deadline: number): void {
   for (const byte of SHM_EXCLUSIVE_LOCK_BYTES) acquire(`WAL index byte ${byte}`, () => ofdLock(fd, "write", byte, 1), deadline);
 }
 
-function readWalHeader(walPath: string): ReturnType<typeof parseWalHeader> | null {
-  try {
-    const fd = fs.openSync(walPath, fs.constants.O_RDONLY);
-    try {
-      const buf = Buffer.alloc(WAL_HEADER_SIZE);
-      if (fs.readSync(fd, buf, 0, WAL_HEADER_SIZE, 0) < WAL_HEADER_SIZE || !isWalHeaderValid(buf)) return null;
-      return parseWalHeader(buf);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return null;
-  }
+function readWalHeader(fd: number): ReturnType<typeof parseWalHeader> | null {
+  const buf = Buffer.alloc(WAL_HEADER_SIZE);
+  if (fs.readSync(fd, buf, 0, WAL_HEADER_SIZE, 0) < WAL_HEADER_SIZE || !isWalHeaderValid(buf)) return null;
+  return parseWalHeader(buf);
 }
 
 function writeAll(fd: number, data: Uint8Array, position: number): void {
@@ -140,17 +349,39 @@ function writeAll(fd: number, data: Uint8Array, position: number): void {
   while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
 }
 
+/** Writes contiguous buffers at `position` (one writev; the rest one by one if it came up short). */
+function writeRun(fd: number, bufs: Uint8Array[], position: number): void {
+  if (bufs.length === 1) return writeAll(fd, bufs[0], position);
+  let done = fs.writevSync(fd, bufs, position);
+  let at = position;
+  for (const buf of bufs) {
+    if (done >= buf.length) {
+      done -= buf.length;
+    } else {
+      writeAll(fd, buf.subarray(done), at + done);
+      done = 0;
+    }
+    at += buf.length;
+  }
+}
+
 // One request at a time, in order: applies of one database must not interleave.
 let queue: Promise<void> = Promise.resolve();
 process.on("message", (req: ApplyRequest) => {
   queue = queue.then(async () => {
+    if (idleTimer) clearTimeout(idleTimer);
     let res: ApplyResponse;
     try {
       res = { id: req.id, ok: true, pages: await apply(req) };
     } catch (err) {
       res = { id: req.id, ok: false, error: (err as Error).message };
     }
+    idleTimer = setTimeout(closeAll, IDLE_CLOSE_MS);
+    idleTimer.unref();
     process.send!(res);
   });
 });
-process.on("disconnect", () => process.exit(0));
+process.on("disconnect", () => {
+  closeAll();
+  process.exit(0);
+});

@@ -2,15 +2,16 @@ import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import type { Database } from "../store/database.js";
-import type { PageWriter } from "../store/apply.js";
+import type { ApplyFile, PageWriter } from "../store/apply.js";
 import type { ApplyRequest, ApplyResponse } from "./apply-protocol.js";
 
 const AGENT_SCRIPT = fileURLToPath(new URL("./apply-agent-process.js", import.meta.url));
 
 /**
  * The daemon's handle on the apply agent process (see apply-agent-process.ts): sends it one
- * request per received LTX file and waits for the answer without blocking the event loop, which
- * keeps serving the FUSE requests the agent's writes produce. Restarted if it dies.
+ * request per batch of received LTX files (one database, in order) and waits for the answer
+ * without blocking the event loop, which keeps serving the FUSE requests the agent's writes
+ * produce. Restarted if it dies.
  */
 export class ApplyAgent implements PageWriter {
   private child: ChildProcess | null = null;
@@ -44,12 +45,20 @@ export class ApplyAgent implements PageWriter {
     this.child = child;
   }
 
-  async apply(db: Database, ltxPath: string): Promise<void> {
+  async apply(db: Database, files: readonly ApplyFile[], opts: { reopen?: boolean } = {}): Promise<void> {
     this.start();
     const child = this.child;
     if (!child) throw new Error("apply agent is closed");
     const id = this.nextId++;
-    const req: ApplyRequest = { id, op: "apply", mnt: this.mnt, db: db.name, ltxPath, lockTimeoutMs: this.lockTimeoutMs };
+    const req: ApplyRequest = {
+      id,
+      op: "apply",
+      mnt: this.mnt,
+      db: db.name,
+      files: files.map((f) => ({ path: f.path, pages: f.pages, pageSize: f.pageSize })),
+      reopen: opts.reopen ?? false,
+      lockTimeoutMs: this.lockTimeoutMs,
+    };
     await new Promise<number>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       child.send(req);

@@ -85,6 +85,8 @@ export class FrameReader {
   private readonly iter: AsyncIterator<Uint8Array>;
   private buf: Buffer = Buffer.alloc(0);
   private eof = false;
+  /** A read from the source started by `hasBuffered` that had not completed yet. */
+  private pending: Promise<IteratorResult<Uint8Array>> | null = null;
 
   constructor(source: AsyncIterable<Uint8Array>) {
     this.iter = source[Symbol.asyncIterator]();
@@ -130,6 +132,36 @@ export class FrameReader {
     }
   }
 
+  /**
+   * True when more of the stream has already arrived: bytes are buffered here, or the source
+   * hands over its next chunk within two turns of the event loop (so data that already reached
+   * the socket counts, and nothing waits for the network). The replica batches the frames that
+   * are already here and applies a lone file at once. Never throws: a source error surfaces
+   * from the next read.
+   */
+  async hasBuffered(): Promise<boolean> {
+    if (this.buf.length > 0) return true;
+    if (this.eof) return false;
+    const p = (this.pending ??= this.iter.next());
+    let settled = false;
+    p.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    // Two turns: the first may end before the event loop polled the socket again.
+    for (let turn = 0; turn < 2 && !settled; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!settled) return false;
+    let r: IteratorResult<Uint8Array>;
+    try {
+      r = await p;
+    } catch {
+      return true; // kept pending: the next read rethrows it
+    }
+    this.pending = null;
+    this.take(r);
+    return this.buf.length > 0;
+  }
+
   private async readString(what: string): Promise<string> {
     const len = (await this.readExact(2, what)).readUInt16BE(0);
     if (len > MAX_STRING) throw new StreamError("STREAM_BAD_FRAME", `${what} is ${len} bytes long`);
@@ -151,13 +183,18 @@ export class FrameReader {
   private async fill(n: number): Promise<boolean> {
     while (this.buf.length < n) {
       if (this.eof) return false;
-      const r = await this.iter.next();
-      if (r.done) {
-        this.eof = true;
-        return this.buf.length >= n;
-      }
-      this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length);
+      const p = this.pending ?? this.iter.next();
+      this.pending = null;
+      this.take(await p);
     }
     return true;
+  }
+
+  private take(r: IteratorResult<Uint8Array>): void {
+    if (r.done) {
+      this.eof = true;
+      return;
+    }
+    this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length);
   }
 }

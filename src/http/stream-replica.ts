@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
 import { request } from "undici";
-import { applyReceivedLtx, LtxReceiver, type PageWriter } from "../store/apply.js";
+import { applyReceivedBatch, ReceiveBatch, type PageWriter } from "../store/apply.js";
 import { readClusterId, writeClusterId } from "../store/cluster-id.js";
 import type { Store } from "../store/store.js";
 import { authHeaders } from "./auth.js";
-import { FrameReader, FrameType } from "./frames.js";
+import { FrameReader, FrameType, type Frame } from "./frames.js";
 
 export interface PrimaryLocation {
   hostname: string;
@@ -32,9 +32,14 @@ export interface ReplicaStreamOptions {
 
 /**
  * The replica side of replication: connect to the primary, report our positions, then apply
- * what it streams, file by file. Every file is verified before it is applied and must follow the
- * current position; any error drops the connection, and we reconnect with backoff from wherever
- * our last good state is.
+ * what it streams. Every file is verified before it is applied and must follow the position the
+ * one before it leaves; any error drops the connection, and we reconnect with backoff from
+ * wherever our last good state is.
+ *
+ * Files that arrive back to back (more of the stream is already here when one is complete: a
+ * replica catching up) are received into one batch and applied together (store/apply.ts:
+ * one sync, one apply-agent request under one hold of SQLite's locks). A file with nothing
+ * behind it is applied at once, so a replica that keeps up never waits to fill a batch.
  */
 export class ReplicaStream {
   private stopped = false;
@@ -102,6 +107,7 @@ export class ReplicaStream {
       candidate: this.opts.candidate ?? false,
       databases: this.opts.databases.length ? this.opts.databases : null,
       positions,
+      history: Object.fromEntries(store.allDatabases().map((db) => [db.name, db.recentHistory().map((p) => p.toString())])),
     });
     this.abort = new AbortController();
     const res = await request(new URL("/stream", primary.advertiseUrl), {
@@ -131,14 +137,19 @@ export class ReplicaStream {
 
     const reader = new FrameReader(res.body);
     try {
+      let next: Frame | null = null;
       for (;;) {
-        const frame = await reader.next();
+        const frame = next ?? (await reader.next());
+        next = null;
         this.lastFrameAt = Date.now();
         if (frame === null) throw new Error("primary closed the stream");
         switch (frame.type) {
-          case FrameType.Ltx:
-            await this.receive(frame.name, frame.size, reader);
+          case FrameType.Ltx: {
+            const after = await this.receiveBatch(frame, reader);
+            if (after.ended) throw new Error("primary closed the stream");
+            next = after.next;
             break;
+          }
           case FrameType.Ready:
             this.markSynced(true);
             log.info("caught up with the primary");
@@ -167,19 +178,67 @@ export class ReplicaStream {
     }
   }
 
-  private async receive(name: string, size: number, reader: FrameReader): Promise<void> {
-    const { store } = this.opts;
-    const db = store.databaseForReplication(name);
-    const receiver = new LtxReceiver(db, `${name} from primary`);
+  /**
+   * Receives the file of `first` and, while more of the stream is already buffered, the LTX
+   * files of the same database that follow it, then applies them together. Returns the frame
+   * read after the batch that did not belong to it (null if none was read), or `ended` when the
+   * stream ended cleanly right after the batch. Files completed before an error in a later one
+   * are still applied, then the error is thrown.
+   */
+  private async receiveBatch(first: Extract<Frame, { type: typeof FrameType.Ltx }>, reader: FrameReader): Promise<{ next: Frame | null; ended: boolean }> {
+    const db = this.opts.store.databaseForReplication(first.name);
+    const batch = new ReceiveBatch(db);
+    let next: Frame | null = null;
+    let ended = false;
+    let failure: unknown = null;
     try {
-      for await (const chunk of reader.readBody(size)) await receiver.write(chunk);
-      const received = await receiver.finish();
-      await applyReceivedLtx(db, received, this.opts.writer);
+      let frame = first;
+      for (;;) {
+        await this.receiveFile(batch, frame, reader);
+        if (batch.full || !(await reader.hasBuffered())) break;
+        const after = await reader.next();
+        this.lastFrameAt = Date.now();
+        if (after === null) {
+          ended = true;
+          break;
+        }
+        if (after.type !== FrameType.Ltx || after.name !== first.name) {
+          next = after;
+          break;
+        }
+        frame = after;
+      }
     } catch (err) {
-      await receiver.abort();
+      failure = err;
+    }
+    const count = batch.files.length;
+    if (count > 0) {
+      const started = Date.now();
+      try {
+        await applyReceivedBatch(db, batch.files, this.opts.writer);
+      } catch (err) {
+        batch.discard();
+        throw err;
+      }
+      if (count > 1) {
+        const from = batch.files[0].header.minTxid;
+        this.opts.log.debug({ db: db.name, from, to: db.position.txid, ms: Date.now() - started }, `applied ${count} received LTX files in one batch`);
+      }
+      if (this.ready) this.markSynced(false);
+    }
+    if (failure) throw failure;
+    return { next, ended };
+  }
+
+  private async receiveFile(batch: ReceiveBatch, frame: { name: string; size: number }, reader: FrameReader): Promise<void> {
+    const receiver = batch.receiver(`${frame.name} from primary`);
+    try {
+      for await (const chunk of reader.readBody(frame.size)) receiver.write(chunk);
+      batch.add(receiver.finish());
+    } catch (err) {
+      receiver.abort();
       throw err;
     }
-    if (this.ready) this.markSynced(false);
   }
 }
 

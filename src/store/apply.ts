@@ -1,11 +1,27 @@
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
-import { LtxDecoder, Position, isSnapshot, type LtxEvent, type LtxHeader, type LtxTrailer } from "../ltx/index.js";
+import { CHECKSUM_FLAG, LtxDecoder, Position, isSnapshot, type LtxEvent, type LtxHeader, type LtxTrailer } from "../ltx/index.js";
+import { syncFilesystem } from "../os/syncfs.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
+import type { PageChecksums } from "./page-checksums.js";
 
-/** Writes the pages of an installed LTX file into a database through the mount (the apply agent). */
+/** An installed LTX file to write into the database. */
+export interface ApplyFile {
+  path: string;
+  /** Pages in the file and their size (bounds what the writer decodes at once). */
+  pages: number;
+  pageSize: number;
+}
+
+/** Writes the pages of installed LTX files into a database through the mount (the apply agent). */
 export interface PageWriter {
-  apply(db: Database, ltxPath: string): Promise<void>;
+  /**
+   * Applies `files` to `db` in order, under one hold of SQLite's locks: readers see the database
+   * before the first file or after the last. `reopen`: the database was (re)created since the
+   * previous call, so files kept open from before must not be reused.
+   */
+  apply(db: Database, files: readonly ApplyFile[], opts?: { reopen?: boolean }): Promise<void>;
 }
 
 export interface ReceivedLtx {
@@ -16,110 +32,290 @@ export interface ReceivedLtx {
   tmpPath: string;
 }
 
+/** Limits of one batch: files, and bytes of page data (what the apply agent holds decoded). */
+export const MAX_BATCH_FILES = 512;
+export const MAX_BATCH_BYTES = 64 << 20;
+/** Up to this many files are fsynced one by one; a larger batch is made durable with one syncfs. */
+const FSYNC_EACH_UP_TO = 2;
+
+let tmpSeq = 0;
+
+/**
+ * Files received back to back from the primary for one database, verified and waiting to be
+ * installed and applied together (applyReceivedBatch). Each file must fit the position the one
+ * before it leaves (the first: the database's), and its post-apply checksum is verified against
+ * the page checksums the files before it leave, kept here as an overlay on the database's own, so
+ * nothing about the database changes until the batch is applied.
+ *
+ * A snapshot or a deletion ends a batch (what follows it starts from nothing).
+ */
+export class ReceiveBatch {
+  readonly files: ReceivedLtx[] = [];
+  private pos: Position;
+  private overlay: ChecksumOverlay | null = null;
+  private pageBytes = 0;
+  private ended = false;
+
+  constructor(
+    readonly db: Database,
+    private readonly maxFiles = MAX_BATCH_FILES,
+    private readonly maxBytes = MAX_BATCH_BYTES,
+  ) {
+    this.pos = db.position;
+  }
+
+  /** The position after the files received so far. */
+  get position(): Position {
+    return this.pos;
+  }
+
+  /** No further file may join: the limits are reached, or the last file was a snapshot or deletion. */
+  get full(): boolean {
+    return this.ended || this.files.length >= this.maxFiles || this.pageBytes >= this.maxBytes;
+  }
+
+  /** The database checksum after the files so far and then `changes` resizing to `pageCount`. */
+  checksumAfter(changes: ReadonlyMap<number, bigint>, pageCount: number): bigint {
+    return (this.overlay ?? this.db.checksums).checksumAfter(changes, pageCount);
+  }
+
+  receiver(name: string): LtxReceiver {
+    return new LtxReceiver(this, name);
+  }
+
+  add(received: ReceivedLtx): void {
+    const { header, trailer } = received;
+    checkFits(this.db.name, this.pos, header);
+    this.files.push(received);
+    this.pos = new Position(header.maxTxid, trailer.postApplyChecksum);
+    this.pageBytes += received.checksums.size * header.pageSize;
+    if (isSnapshot(header) || header.commit === 0) {
+      this.ended = true;
+    } else {
+      this.overlay ??= new ChecksumOverlay(this.db.checksums);
+      this.overlay.apply(received.checksums, header.commit);
+    }
+  }
+
+  /** Removes the temporary files of a batch that will not be applied. */
+  discard(): void {
+    for (const f of this.files.splice(0)) fs.rmSync(f.tmpPath, { force: true });
+  }
+}
+
 /**
  * Streams one LTX file from the primary into a temporary file in the database's ltx/ folder,
- * verifying as it goes: the header must fit the current position (or be a snapshot), and the
+ * verifying as it goes: the header must fit the batch's position (or be a snapshot), and the
  * file checksum and post-apply checksum must verify before anything is applied. Never holds the
- * whole file in memory.
+ * whole file in memory. Writes synchronously: the ltx/ folder is on the backing filesystem, never
+ * the mount. Not fsynced here: the batch is made durable as a whole before it is installed.
  */
 export class LtxReceiver {
   private readonly decoder: LtxDecoder;
   private readonly checksums = new Map<number, bigint>();
-  private header: LtxHeader | null = null;
-  private file: fsp.FileHandle | null = null;
+  private fd: number | null = null;
   private events: LtxEvent[] = [];
   readonly tmpPath: string;
 
   constructor(
-    private readonly db: Database,
+    private readonly batch: ReceiveBatch,
     name: string,
   ) {
     this.decoder = new LtxDecoder({ name });
-    this.tmpPath = db.ltx.tempPath("recv");
+    this.tmpPath = batch.db.ltx.tempPath(`recv-${++tmpSeq}`);
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array): void {
     this.events.length = 0;
     this.decoder.write(chunk, this.events);
     for (const ev of this.events) {
-      if (ev.type === "header") {
-        this.header = ev.header;
-        checkFitsPosition(this.db, ev.header);
-      } else if (ev.type === "page") {
-        this.checksums.set(ev.pgno, ev.checksum);
-      }
+      if (ev.type === "header") checkFits(this.batch.db.name, this.batch.position, ev.header);
+      else if (ev.type === "page") this.checksums.set(ev.pgno, ev.checksum);
     }
-    this.file ??= await fsp.open(this.tmpPath, "w");
-    await this.file.write(chunk);
+    this.fd ??= fs.openSync(this.tmpPath, "w", 0o644);
+    writeAll(this.fd, chunk);
   }
 
-  async finish(): Promise<ReceivedLtx> {
+  finish(): ReceivedLtx {
     const summary = this.decoder.end();
     const header = summary.header;
     if (!isSnapshot(header) && header.commit > 0) {
-      const expected = this.db.checksums.checksumAfter(this.checksums, header.commit);
+      const expected = this.batch.checksumAfter(this.checksums, header.commit);
       if (expected !== summary.trailer.postApplyChecksum) {
         throw new StoreError(
           "STORE_CHECKSUM_MISMATCH",
-          `database ${this.db.name}: TXID ${header.maxTxid} would leave checksum ${expected.toString(16)}, the file says ${summary.trailer.postApplyChecksum.toString(16)}`,
+          `database ${this.batch.db.name}: TXID ${header.maxTxid} would leave checksum ${expected.toString(16)}, the file says ${summary.trailer.postApplyChecksum.toString(16)}`,
         );
       }
     }
-    this.file ??= await fsp.open(this.tmpPath, "w");
-    if (!this.db.skipSync) await this.file.sync();
-    await this.file.close();
-    this.file = null;
+    this.fd ??= fs.openSync(this.tmpPath, "w", 0o644);
+    fs.closeSync(this.fd);
+    this.fd = null;
     return { header, trailer: summary.trailer, checksums: this.checksums, tmpPath: this.tmpPath };
   }
 
-  async abort(): Promise<void> {
-    await this.file?.close().catch(() => undefined);
-    this.file = null;
-    await fsp.rm(this.tmpPath, { force: true });
+  abort(): void {
+    if (this.fd !== null) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        // already closed
+      }
+    }
+    this.fd = null;
+    fs.rmSync(this.tmpPath, { force: true });
   }
 }
 
 /** A file applies to a database whose position is (min TXID - 1, pre-apply checksum). */
 export function checkFitsPosition(db: Database, header: LtxHeader): void {
+  checkFits(db.name, db.position, header);
+}
+
+function checkFits(name: string, pos: Position, header: LtxHeader): void {
   if (isSnapshot(header)) return;
-  const pos = db.position;
   // A deletion leaves no pages behind, whatever they were: it fits any earlier position.
   if (header.commit === 0 && header.maxTxid > pos.txid) return;
   if (header.minTxid !== pos.txid + 1 || header.preApplyChecksum !== pos.postApplyChecksum) {
     throw new StoreError(
       "STORE_POSITION_MISMATCH",
-      `database ${db.name}: LTX ${header.minTxid}-${header.maxTxid} (pre-apply ${header.preApplyChecksum.toString(16)}) does not follow position ${pos.toString()}`,
+      `database ${name}: LTX ${header.minTxid}-${header.maxTxid} (pre-apply ${header.preApplyChecksum.toString(16)}) does not follow position ${pos.toString()}`,
     );
   }
 }
 
 /**
- * Makes a verified file part of the database: install it under its final name first (so
- * recovery re-applies it if we crash half-way), then write its pages through the mount, then
- * move the position. A snapshot replaces every other LTX file.
+ * Makes a batch of verified files part of the database, in order:
+ *
+ * 1. durable and installed: the files are made durable (fsync each for one or two files, else one
+ *    syncfs of the filesystem), renamed to their final names, and the ltx/ folder fsynced once.
+ *    A file is never visible under its final name before its bytes are on disk, so a crash never
+ *    leaves a torn LTX for startup to trip on. Everything is installed before any page is written,
+ *    so recovery after a crash mid-apply finds the batch's files and re-applies them;
+ * 2. applied: the apply agent writes all their pages through the mount in one request, under one
+ *    hold of SQLite's locks;
+ * 3. the page checksums and the position move file by file, each post-apply checksum checked, and
+ *    listeners hear of each file (the same event as a local commit).
+ *
+ * A snapshot replaces every other LTX file; a deletion (commit 0) drops the database.
  */
-export async function applyReceivedLtx(db: Database, received: ReceivedLtx, writer: PageWriter): Promise<void> {
-  const { header, trailer } = received;
-  checkFitsPosition(db, header);
-  const finalPath = db.ltx.install(received.tmpPath, header.minTxid, header.maxTxid);
-  const position = new Position(header.maxTxid, trailer.postApplyChecksum);
+export async function applyReceivedBatch(db: Database, files: readonly ReceivedLtx[], writer: PageWriter): Promise<void> {
+  if (files.length === 0) return;
+  let pos = db.position;
+  for (const f of files) {
+    checkFits(db.name, pos, f.header);
+    pos = new Position(f.header.maxTxid, f.trailer.postApplyChecksum);
+  }
 
-  if (header.commit === 0) {
-    db.dropReplica(position);
-  } else {
-    if (!db.exists) db.markCreated();
-    db.pageSize = header.pageSize;
-    await writer.apply(db, finalPath);
-    if (isSnapshot(header)) db.checksums.clear();
-    db.checksums.apply(received.checksums, header.commit);
-    db.setPosition(position);
-    if (db.checksums.checksum !== position.postApplyChecksum) {
-      throw new StoreError(
-        "STORE_CHECKSUM_MISMATCH",
-        `database ${db.name}: after applying TXID ${header.maxTxid} the checksum is ${db.checksums.checksum.toString(16)}, expected ${position.postApplyChecksum.toString(16)}`,
-      );
+  const paths = await install(db, files);
+
+  const last = files[files.length - 1];
+  const withPages = last.header.commit === 0 ? files.length - 1 : files.length;
+  if (withPages > 0) {
+    const reopen = !db.exists;
+    if (reopen) db.markCreated();
+    db.pageSize = files[withPages - 1].header.pageSize;
+    const toApply: ApplyFile[] = [];
+    for (let i = 0; i < withPages; i++) toApply.push({ path: paths[i], pages: files[i].checksums.size, pageSize: files[i].header.pageSize });
+    await writer.apply(db, toApply, { reopen });
+  }
+
+  for (let i = 0; i < files.length; i++) {
+    const { header, trailer, checksums } = files[i];
+    const position = new Position(header.maxTxid, trailer.postApplyChecksum);
+    if (header.commit === 0) {
+      db.dropReplica(position);
+    } else {
+      if (isSnapshot(header)) db.checksums.clear();
+      db.checksums.apply(checksums, header.commit);
+      db.setPosition(position);
+      if (db.checksums.checksum !== position.postApplyChecksum) {
+        throw new StoreError(
+          "STORE_CHECKSUM_MISMATCH",
+          `database ${db.name}: after applying TXID ${header.maxTxid} the checksum is ${db.checksums.checksum.toString(16)}, expected ${position.postApplyChecksum.toString(16)}`,
+        );
+      }
+    }
+    if (isSnapshot(header)) db.ltx.remove(db.ltx.list().filter((f) => f.maxTxid !== header.maxTxid || f.minTxid !== 1));
+    db.notifyApplied(paths[i]);
+  }
+}
+
+/** One verified file on its own (a batch of one). */
+export async function applyReceivedLtx(db: Database, received: ReceivedLtx, writer: PageWriter): Promise<void> {
+  await applyReceivedBatch(db, [received], writer);
+}
+
+/**
+ * Step 1 of applyReceivedBatch; returns the final paths. The syncs run on the thread pool: the
+ * daemon's event loop keeps serving readers' FUSE requests meanwhile.
+ */
+async function install(db: Database, files: readonly ReceivedLtx[]): Promise<string[]> {
+  if (!db.skipSync && (files.length <= FSYNC_EACH_UP_TO || !(await syncFilesystem(db.ltx.dir)))) {
+    for (const f of files) await fsyncPath(f.tmpPath);
+  }
+  const paths: string[] = [];
+  for (const f of files) {
+    const finalPath = db.ltx.pathOf(f.header.minTxid, f.header.maxTxid);
+    fs.renameSync(f.tmpPath, finalPath);
+    paths.push(finalPath);
+  }
+  if (!db.skipSync) await fsyncPath(db.ltx.dir);
+  return paths;
+}
+
+/** fsync of a file or a directory. */
+async function fsyncPath(file: string): Promise<void> {
+  const fh = await fsp.open(file, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let done = 0;
+  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done);
+}
+
+/**
+ * Page checksums as they will be after some files, without touching the database's own: the
+ * changed entries over the base (the same arithmetic as PageChecksums.apply/checksumAfter).
+ */
+class ChecksumOverlay {
+  private readonly changed = new Map<number, bigint>();
+  private count: number;
+  /** The rolling checksum; bit 63 is forced on when read, as the base does. */
+  private rolling: bigint;
+
+  constructor(private readonly base: PageChecksums) {
+    this.count = base.pageCount;
+    this.rolling = base.checksum;
+  }
+
+  private get(pgno: number): bigint {
+    if (pgno > this.count) return 0n;
+    return this.changed.get(pgno) ?? this.base.get(pgno);
+  }
+
+  checksumAfter(changes: ReadonlyMap<number, bigint>, pageCount: number): bigint {
+    let rolling = this.rolling;
+    for (let pgno = pageCount + 1; pgno <= this.count; pgno++) rolling ^= this.get(pgno);
+    for (const [pgno, sum] of changes) if (pgno <= pageCount) rolling ^= this.get(pgno) ^ sum;
+    return CHECKSUM_FLAG | rolling;
+  }
+
+  apply(changes: ReadonlyMap<number, bigint>, pageCount: number): void {
+    for (let pgno = pageCount + 1; pgno <= this.count; pgno++) {
+      this.rolling ^= this.get(pgno);
+      this.changed.set(pgno, 0n);
+    }
+    this.count = pageCount;
+    for (const [pgno, sum] of changes) {
+      if (pgno > pageCount) continue;
+      this.rolling ^= this.get(pgno) ^ sum;
+      this.changed.set(pgno, sum);
     }
   }
-  if (isSnapshot(header)) db.ltx.remove(db.ltx.list().filter((f) => f.maxTxid !== header.maxTxid || f.minTxid !== 1));
-  db.notifyApplied(finalPath);
 }

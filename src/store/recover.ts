@@ -66,7 +66,11 @@ export function recoverDatabase(db: Database): void {
   }
 
   const expected = last.trailer.postApplyChecksum;
-  const found = db.checksums.checksum;
+  let found = db.checksums.checksum;
+  if (found !== expected && replayTrailingFiles(db) > 0) {
+    computeChecksums(db);
+    found = db.checksums.checksum;
+  }
   if (found !== expected) {
     throw new StoreError(
       "STORE_CHECKSUM_MISMATCH",
@@ -76,6 +80,48 @@ export function recoverDatabase(db: Database): void {
   }
   db.setPosition(new Position(last.header.maxTxid, expected));
   db.log.info({ pos: db.position.toString() }, "database recovered");
+}
+
+/** At most this many trailing files are replayed (a replica applies up to 512 per batch). */
+const MAX_REPLAY_FILES = 1024;
+
+/**
+ * A replica installs a batch of received files before it applies them together; a crash during
+ * that apply leaves pages of the batch's earlier files unwritten, which re-applying the last
+ * file alone cannot fix. Re-applying, in order, a run of files that starts at or before the
+ * first one not fully applied always yields the state after the last one (later versions of a
+ * page overwrite earlier ones; cuts and growth happen in order). So, when the last file alone did
+ * not give its checksum: replay the trailing run of consecutive files (from the newest snapshot
+ * in it, at most MAX_REPLAY_FILES). The caller checks the checksum again. Returns files replayed.
+ */
+function replayTrailingFiles(db: Database): number {
+  const files = db.ltx.list();
+  let first = files.length - 1;
+  while (
+    first > 0 &&
+    files.length - first < MAX_REPLAY_FILES &&
+    files[first].minTxid !== 1 &&
+    files[first - 1].maxTxid + 1 === files[first].minTxid
+  ) {
+    first--;
+  }
+  if (first >= files.length - 1) return 0;
+  const file = db.files.database;
+  for (const f of files.slice(first)) {
+    let ltx: ReturnType<typeof decodeLtx>;
+    try {
+      ltx = decodeLtx(fs.readFileSync(f.path), f.path);
+    } catch (err) {
+      db.log.warn({ file: f.path, err: (err as Error).message }, "cannot replay LTX file");
+      return 0;
+    }
+    const { header } = ltx;
+    for (const page of ltx.pages) file.write(page.data, page.data.length, (page.pgno - 1) * header.pageSize);
+    file.truncate(header.commit * header.pageSize);
+  }
+  if (!db.skipSync) file.sync();
+  db.log.warn({ files: files.length - first, from: files[first].minTxid }, "last LTX did not match the database; replayed the trailing LTX files (a batch was being applied)");
+  return files.length - first;
 }
 
 /** A journal with a valid header left by a crash holds the pages to put back. */
