@@ -378,7 +378,8 @@ process.on("message", (req: ApplyRequest) => {
     }
     idleTimer = setTimeout(closeAll, IDLE_CLOSE_MS);
     idleTimer.unref();
-    process.send!(res);
+    // The daemon may have gone away meanwhile (shutdown): then there is nobody to answer.
+    if (process.connected) process.send!(res, undefined, {}, () => undefined);
   });
 });
 process.on("disconnect", () => {
