@@ -90,11 +90,16 @@ export class RoleManager {
         }
         if (this.opts.candidate && (await this.noPrimary())) {
           const lease = await this.tryAcquire();
+          if (lease && this.stopped) {
+            await lease.close();
+            break;
+          }
           if (lease) {
             await this.primaryTerm(lease);
             continue;
           }
         }
+        if (this.stopped) break;
         await this.replicaTerm();
       } catch (err) {
         if (!this.stopped) log.warn({ err: (err as Error).message }, "lease loop error; retrying");
@@ -226,6 +231,8 @@ export class RoleManager {
     });
     this.replica = replica;
     replica.start();
+    // stop() may have run while this term was being set up.
+    if (this.stopped) this.endReplicaTerm?.();
     void replica.waitUntilReady().then(() => {
       this.markReady();
       if (this.opts.promote && this.opts.candidate) void this.requestPromotion();

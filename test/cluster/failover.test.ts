@@ -118,7 +118,9 @@ describe("failover with a Consul lease", () => {
     await sqlite3(a.db("h.db"), "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB); INSERT INTO t VALUES (1, 'x');");
     await new Cluster(a, [b]).waitForConvergence("h.db");
     const started = Date.now();
-    await a.stop();
+    await a.stop().catch((err) => {
+      throw new Error(`${err.message}\n--- node-a:\n${a.logs.slice(-5000)}`);
+    });
     await waitForPrimary([b], 10_000);
     const tookMs = Date.now() - started;
     console.log(`clean shutdown handover took ${tookMs} ms`);
