@@ -37,7 +37,7 @@ export class Cluster {
   /** Waits until every replica reports the primary's position for `name` (or lacks it, if dropped). */
   async waitForConvergence(name: string, timeoutMs = 30_000, replicas = this.replicas): Promise<string> {
     let want: string | null = null;
-    await waitFor(
+    const wait = waitFor(
       async () => {
         want = await this.primary.pos(name).catch(() => null);
         for (const r of replicas) {
@@ -49,6 +49,11 @@ export class Cluster {
       timeoutMs,
       `replicas to reach the primary's position of ${name}`,
     );
+    await wait.catch(async (err: Error) => {
+      // The logs say why (verification errors, reconnects): worth the noise on a failure.
+      const tails = [this.primary, ...replicas].map((n) => `--- ${n.config.hostname} (${n.dir}):\n${n.logs.slice(-3000)}`);
+      throw new Error(`${err.message}\n${tails.join("\n")}`);
+    });
     return want ?? "";
   }
 
