@@ -21,12 +21,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { decodeLtx, decodeLtxFile, type LtxPage } from "../ltx/index.js";
-import { lockSqliteDatabase, ofdLock } from "../os/ofd-lock.js";
+import { ofdLock } from "../os/ofd-lock.js";
+import { lockDatabaseExclusive, lockShmExclusive, writeAll } from "./mount-locks.js";
 import { APPLY_OPEN_FLAG, type ApplyFileRef, type ApplyRequest, type ApplyResponse } from "./apply-protocol.js";
 import {
   DB_HEADER_SIZE,
-  PENDING_BYTE,
-  SHM_EXCLUSIVE_LOCK_BYTES,
   SHM_INDEX_HEADER_SIZE,
   WAL_HEADER_SIZE,
   buildInvalidatedWalIndex,
@@ -36,9 +35,6 @@ import {
   parseWalHeader,
 } from "../sqlite/index.js";
 
-/** First retry after 0.2 ms, doubling up to 2 ms: a reader's read transaction is usually short. */
-const LOCK_POLL_FIRST_MS = 0.2;
-const LOCK_POLL_MAX_MS = 2;
 /** Pages decoded ahead of the locks, or pending under them, at most (bytes). */
 const PREDECODE_BYTES = 64 << 20;
 /** Files read whole (then decoded in memory) up to this size; larger ones are streamed. */
@@ -47,20 +43,6 @@ const WHOLE_FILE_BYTES = 8 << 20;
 const MAX_RUN_BYTES = 1 << 20;
 const MAX_IOV = 1024;
 const IDLE_CLOSE_MS = 2000;
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** Polls for a lock so a long-running reader delays an apply without hanging it forever. */
-function acquire(what: string, tryLock: () => boolean, deadline: number): void {
-  let delay = LOCK_POLL_FIRST_MS;
-  while (!tryLock()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for the ${what} lock (a long-running SQLite transaction holds it)`);
-    sleepSync(delay);
-    delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
-  }
-}
 
 // ---- files kept open between requests -----------------------------------------------------------
 
@@ -284,11 +266,9 @@ async function apply(req: ApplyRequest): Promise<number> {
         // Created if missing, so a reader that arrives mid-apply finds our locks in place.
         cached.shm = reuse(shmPath, cached.shm, () => fs.openSync(shmPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644));
         shmFd = cached.shm!.fd;
-        lockShmBytes(shmFd, deadline);
+        lockShmExclusive(shmFd, deadline);
       } else {
-        // As SQLite's own writers do: PENDING first stops new readers, then wait out the current ones.
-        acquire("database PENDING", () => ofdLock(dbFd, "write", PENDING_BYTE, 1), deadline);
-        acquire("database", () => lockSqliteDatabase(dbFd, "write"), deadline);
+        lockDatabaseExclusive(dbFd, deadline);
       }
 
       plan.flush(dbFd);
@@ -329,24 +309,10 @@ function isWalMode(fd: number): boolean {
   return fs.readSync(fd, buf, 0, DB_HEADER_SIZE, 0) === DB_HEADER_SIZE && isDatabaseHeader(buf) && parseDatabaseHeader(buf).writeVersion === 2;
 }
 
-/**
- * WRITE, CKPT and RECOVER, then each READ byte as it comes free, keeping what we hold: readers
- * that find their READ byte taken retry (for seconds, with backoff) instead of failing, so a
- * stream of short read transactions cannot starve the apply.
- */
-function lockShmBytes(fd: number, deadline: number): void {
-  for (const byte of SHM_EXCLUSIVE_LOCK_BYTES) acquire(`WAL index byte ${byte}`, () => ofdLock(fd, "write", byte, 1), deadline);
-}
-
 function readWalHeader(fd: number): ReturnType<typeof parseWalHeader> | null {
   const buf = Buffer.alloc(WAL_HEADER_SIZE);
   if (fs.readSync(fd, buf, 0, WAL_HEADER_SIZE, 0) < WAL_HEADER_SIZE || !isWalHeaderValid(buf)) return null;
   return parseWalHeader(buf);
-}
-
-function writeAll(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
 }
 
 /** Writes contiguous buffers at `position` (one writev; the rest one by one if it came up short). */

@@ -10,7 +10,6 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
-  SHM_EXCLUSIVE_LOCK_BYTES,
   SHM_INDEX_HEADER_SIZE,
   WAL_FRAME_HEADER_SIZE,
   WAL_HEADER_SIZE,
@@ -18,23 +17,10 @@ import {
   isWalHeaderValid,
   readJournalRecords,
   scanWal,
-  PENDING_BYTE,
 } from "../sqlite/index.js";
-import { lockSqliteDatabase, ofdLock } from "../os/ofd-lock.js";
+import { ofdLock } from "../os/ofd-lock.js";
+import { lockDatabaseExclusive, lockShmExclusive, writeAll } from "./mount-locks.js";
 import { APPLY_OPEN_FLAG } from "./apply-protocol.js";
-
-const LOCK_POLL_MS = 2;
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-function acquire(what: string, tryLock: () => boolean, deadline: number): void {
-  while (!tryLock()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for the ${what} lock`);
-    sleepSync(LOCK_POLL_MS);
-  }
-}
 
 function reader(fd: number): (offset: number, length: number) => Uint8Array {
   return (offset, length) => {
@@ -49,11 +35,6 @@ function reader(fd: number): (offset: number, length: number) => Uint8Array {
   };
 }
 
-function writeAll(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
-}
-
 /** Puts back the pages a cut-off transaction overwrote, then empties its journal. */
 export function rollbackJournal(dbPath: string, lockTimeoutMs: number): number {
   const journalPath = `${dbPath}-journal`;
@@ -63,8 +44,7 @@ export function rollbackJournal(dbPath: string, lockTimeoutMs: number): number {
   try {
     const deadline = Date.now() + lockTimeoutMs;
     // The writer whose transaction was cut off releases its lock once its own rollback fails.
-    acquire("database PENDING", () => ofdLock(dbFd, "write", PENDING_BYTE, 1), deadline);
-    acquire("database", () => lockSqliteDatabase(dbFd, "write"), deadline);
+    lockDatabaseExclusive(dbFd, deadline);
     const size = fs.fstatSync(journalFd).size;
     const records = readJournalRecords(reader(journalFd), size);
     let restored = 0;
@@ -103,7 +83,7 @@ export function foldWal(dbPath: string, committedEnd: number, lockTimeoutMs: num
   const shmFd = fs.openSync(`${dbPath}-shm`, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
   try {
     const deadline = Date.now() + lockTimeoutMs;
-    for (const byte of SHM_EXCLUSIVE_LOCK_BYTES) acquire(`WAL index byte ${byte}`, () => ofdLock(shmFd, "write", byte, 1), deadline);
+    lockShmExclusive(shmFd, deadline);
     const size = fs.fstatSync(walFd).size;
     const read = reader(walFd);
     let pages = 0;

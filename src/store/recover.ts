@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import { CHECKSUM_FLAG, Position, decodeLtx, lockPgno, pageChecksum, formatChecksum, formatTxid } from "../ltx/index.js";
+import { Position, decodeLtx, lockPgno, pageChecksum, formatChecksum, formatTxid } from "../ltx/index.js";
 import {
   WAL_FRAME_HEADER_SIZE,
   isDatabaseHeader,

@@ -1,0 +1,46 @@
+/**
+ * Taking SQLite's locks on mounted files, and writing them, for the processes that change a
+ * replica's databases through the mount (the apply agent, the demotion repair). Synchronous on
+ * purpose: those processes do nothing else, and they never run in the daemon.
+ */
+import * as fs from "node:fs";
+import { lockSqliteDatabase, ofdLock } from "../os/ofd-lock.js";
+import { PENDING_BYTE, SHM_EXCLUSIVE_LOCK_BYTES } from "../sqlite/index.js";
+
+/** First retry after 0.2 ms, doubling up to 2 ms: a reader's read transaction is usually short. */
+const LOCK_POLL_FIRST_MS = 0.2;
+const LOCK_POLL_MAX_MS = 2;
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Polls for a lock so a long-running reader delays us without hanging us forever. */
+export function acquireLock(what: string, tryLock: () => boolean, deadline: number): void {
+  let delay = LOCK_POLL_FIRST_MS;
+  while (!tryLock()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the ${what} lock (a long-running SQLite transaction holds it)`);
+    sleepSync(delay);
+    delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
+  }
+}
+
+/** As SQLite's own writers do: PENDING first stops new readers, then wait out the current ones. */
+export function lockDatabaseExclusive(fd: number, deadline: number): void {
+  acquireLock("database PENDING", () => ofdLock(fd, "write", PENDING_BYTE, 1), deadline);
+  acquireLock("database", () => lockSqliteDatabase(fd, "write"), deadline);
+}
+
+/**
+ * WRITE, CKPT and RECOVER, then each READ byte as it comes free, keeping what we hold: readers
+ * that find their READ byte taken retry (for seconds, with backoff) instead of failing, so a
+ * stream of short read transactions cannot starve us.
+ */
+export function lockShmExclusive(fd: number, deadline: number): void {
+  for (const byte of SHM_EXCLUSIVE_LOCK_BYTES) acquireLock(`WAL index byte ${byte}`, () => ofdLock(fd, "write", byte, 1), deadline);
+}
+
+export function writeAll(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
+}
