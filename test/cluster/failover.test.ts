@@ -36,6 +36,17 @@ async function consulNode(
   return node;
 }
 
+/** node-a becomes primary first; node-b, another candidate, then joins as its replica. */
+async function primaryAndCandidate(): Promise<{ double: ConsulDouble; a: LitefsNode; b: LitefsNode }> {
+  const double = await consul();
+  const a = await consulNode(double, "node-a");
+  await a.start();
+  await waitForPrimary([a]);
+  const b = await consulNode(double, "node-b");
+  await b.start();
+  return { double, a, b };
+}
+
 /** Keeps inserting into `name` on whichever node is primary; records every acknowledged id. */
 function writeLoad(nodes: LitefsNode[], name: string): { acked: number[]; stop: () => Promise<void> } {
   const acked: number[] = [];
@@ -109,12 +120,7 @@ describe("failover with a Consul lease", () => {
   });
 
   it("a primary that stops cleanly hands its lease to a connected candidate", async () => {
-    const double = await consul();
-    const a = await consulNode(double, "node-a");
-    await a.start();
-    await waitForPrimary([a]);
-    const b = await consulNode(double, "node-b");
-    await b.start();
+    const { a, b } = await primaryAndCandidate();
     await sqlite3(a.db("h.db"), "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB); INSERT INTO t VALUES (1, 'x');");
     await new Cluster(a, [b]).waitForConvergence("h.db");
     const started = Date.now();
@@ -132,12 +138,7 @@ describe("failover with a Consul lease", () => {
 
   for (const mode of ["delete", "wal"]) {
   it(`20 handoffs back and forth under load keep every node intact and converged (${mode})`, async () => {
-    const double = await consul();
-    const a = await consulNode(double, "node-a");
-    await a.start();
-    await waitForPrimary([a]);
-    const b = await consulNode(double, "node-b");
-    await b.start();
+    const { a, b } = await primaryAndCandidate();
     const name = "pingpong.db";
     await sqlite3(a.db(name), `PRAGMA journal_mode=${mode}; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);`);
     await new Cluster(a, [b]).waitForConvergence(name);
@@ -209,12 +210,7 @@ describe("failover with a Consul lease", () => {
   });
 
   it("a promoted candidate takes over from the primary (POST /promote, litefs promote)", async () => {
-    const double = await consul();
-    const a = await consulNode(double, "node-a");
-    await a.start();
-    await waitForPrimary([a]);
-    const b = await consulNode(double, "node-b");
-    await b.start();
+    const { a, b } = await primaryAndCandidate();
     await sqlite3(a.db("p.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
     await new Cluster(a, [b]).waitForConvergence("p.db");
     const res = await post(b, "/promote");
@@ -227,12 +223,7 @@ describe("failover with a Consul lease", () => {
 
 describe("a deposed primary", () => {
   it("rolls back a transaction cut off by the handoff before it applies anything as a replica", async () => {
-    const double = await consul();
-    const a = await consulNode(double, "node-a");
-    await a.start();
-    await waitForPrimary([a]);
-    const b = await consulNode(double, "node-b");
-    await b.start();
+    const { a, b } = await primaryAndCandidate();
     const name = "cutoff.db";
     await sqlite3(a.db(name), "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB); INSERT INTO t VALUES (1, 'kept');");
     await new Cluster(a, [b]).waitForConvergence(name);
@@ -296,12 +287,7 @@ describe("a deposed primary", () => {
 
 describe("when Consul or the network fails", () => {
   it("Consul unreachable past the TTL: the primary turns read-only before anyone can acquire; the cluster heals", async () => {
-    const double = await consul();
-    const a = await consulNode(double, "node-a");
-    await a.start();
-    await waitForPrimary([a]);
-    const b = await consulNode(double, "node-b");
-    await b.start();
+    const { double, a, b } = await primaryAndCandidate();
     await sqlite3(a.db("u.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
     await new Cluster(a, [b]).waitForConvergence("u.db");
 
