@@ -395,7 +395,3 @@ function rangeExcept(from: number, to: number, skip: number): number[] {
   for (let p = from; p <= to; p++) if (p !== skip) out.push(p);
   return out;
 }
-
-export function removeDatabaseDir(dir: string): void {
-  fs.rmSync(dir, { recursive: true, force: true });
-}
