@@ -217,7 +217,8 @@ describe("failover with a Consul lease", () => {
     expect(res.status, res.body).toBe(200);
     expect(await isPrimary(b)).toBe(true);
     expect(await isPrimary(a)).toBe(false);
-    expect((await info(a)).primary).toBe("node-b");
+    // The old primary follows the new one once its stream connects.
+    await waitFor(async () => (await info(a)).primary === "node-b", 10_000, "node-a to follow node-b");
   });
 });
 
