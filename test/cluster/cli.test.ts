@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Cluster } from "../support/cluster.js";
-import { startConsulDouble, type ConsulDouble } from "../support/consul-double.js";
-import { CLI, LitefsNode, freePort, waitFor } from "../support/node-process.js";
+import { consul, consulNode } from "../support/consul-nodes.js";
+import { CLI, LitefsNode, waitFor } from "../support/node-process.js";
 import { isPrimary, waitForPrimary } from "../support/roles.js";
 import { run, sqlite3 } from "../support/sqlite-clients.js";
 
@@ -10,12 +10,6 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
 });
 
-async function consulNode(double: ConsulDouble, name: string, opts: { candidate?: boolean; promote?: boolean } = {}): Promise<LitefsNode> {
-  const node = await LitefsNode.create(name, { hostname: name, httpPort: await freePort(), consulUrl: double.url, candidate: opts.candidate ?? true, promote: opts.promote });
-  cleanups.push(() => node.cleanup());
-  return node;
-}
-
 /** `litefs VERB -config <node's config> ARGS...` (flags before any `--`). */
 function litefs(node: LitefsNode, verb: string, ...args: string[]) {
   return run(process.execPath, [CLI, verb, "-config", node.configPath, ...args]);
@@ -23,12 +17,11 @@ function litefs(node: LitefsNode, verb: string, ...args: string[]) {
 
 describe("the admin CLI against running nodes", () => {
   it("status, promote and handoff", async () => {
-    const double = await startConsulDouble();
-    cleanups.push(() => double.close());
-    const a = await consulNode(double, "node-a");
+    const double = await consul(cleanups);
+    const a = await consulNode(cleanups, double, "node-a");
     await a.start();
     await waitForPrimary([a]);
-    const b = await consulNode(double, "node-b");
+    const b = await consulNode(cleanups, double, "node-b");
     await b.start();
     await sqlite3(a.db("s.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
     await new Cluster(a, [b]).waitForConvergence("s.db");
@@ -55,26 +48,24 @@ describe("the admin CLI against running nodes", () => {
   });
 
   it("lease.promote makes a candidate take over once it has caught up", async () => {
-    const double = await startConsulDouble();
-    cleanups.push(() => double.close());
-    const a = await consulNode(double, "node-a");
+    const double = await consul(cleanups);
+    const a = await consulNode(cleanups, double, "node-a");
     await a.start();
     await waitForPrimary([a]);
     await sqlite3(a.db("p.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
-    const b = await consulNode(double, "node-b", { promote: true });
+    const b = await consulNode(cleanups, double, "node-b", { promote: true });
     await b.start();
     await waitForPrimary([b], 20_000);
     expect(await sqlite3(b.db("p.db"), "SELECT count(*) FROM t;")).toBe("1");
   });
 
   it("run -if-candidate skips non-candidates; run -promote runs on a freshly promoted primary", async () => {
-    const double = await startConsulDouble();
-    cleanups.push(() => double.close());
-    const a = await consulNode(double, "node-a");
+    const double = await consul(cleanups);
+    const a = await consulNode(cleanups, double, "node-a");
     await a.start();
     await waitForPrimary([a]);
-    const b = await consulNode(double, "node-b");
-    const c = await consulNode(double, "node-c", { candidate: false });
+    const b = await consulNode(cleanups, double, "node-b");
+    const c = await consulNode(cleanups, double, "node-c", { candidate: false });
     await b.start();
     await c.start();
     await sqlite3(a.db("m.db"), "CREATE TABLE t (v);");

@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Cluster } from "../support/cluster.js";
 import { FaultProxy } from "../support/fault-proxy.js";
-import { startConsulDouble, type ConsulDouble } from "../support/consul-double.js";
+import { consul, consulNode, primaryAndCandidate } from "../support/consul-nodes.js";
 import { LitefsNode, ROOT, freePort, sleep, waitFor } from "../support/node-process.js";
 import { info, isPrimary, post, waitForPrimary } from "../support/roles.js";
 import { sqlite3, sqlite3Raw } from "../support/sqlite-clients.js";
@@ -12,40 +12,6 @@ const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
 });
-
-async function consul(): Promise<ConsulDouble> {
-  const double = await startConsulDouble();
-  cleanups.push(() => double.close());
-  return double;
-}
-
-async function consulNode(
-  double: ConsulDouble,
-  name: string,
-  opts: { candidate?: boolean; promote?: boolean; httpPort?: number; advertiseUrl?: string } = {},
-): Promise<LitefsNode> {
-  const node = await LitefsNode.create(name, {
-    hostname: name,
-    httpPort: opts.httpPort ?? (await freePort()),
-    consulUrl: double.url,
-    candidate: opts.candidate ?? true,
-    promote: opts.promote,
-    advertiseUrl: opts.advertiseUrl,
-  });
-  cleanups.push(() => node.cleanup());
-  return node;
-}
-
-/** node-a becomes primary first; node-b, another candidate, then joins as its replica. */
-async function primaryAndCandidate(): Promise<{ double: ConsulDouble; a: LitefsNode; b: LitefsNode }> {
-  const double = await consul();
-  const a = await consulNode(double, "node-a");
-  await a.start();
-  await waitForPrimary([a]);
-  const b = await consulNode(double, "node-b");
-  await b.start();
-  return { double, a, b };
-}
 
 /** Keeps inserting into `name` on whichever node is primary; records every acknowledged id. */
 function writeLoad(nodes: LitefsNode[], name: string): { acked: number[]; stop: () => Promise<void> } {
@@ -83,12 +49,12 @@ async function converge(primary: LitefsNode, replicas: LitefsNode[], name: strin
 
 describe("failover with a Consul lease", () => {
   it("kill -9 of the primary under load: a candidate takes over after TTL + lock-delay, the old node rejoins and converges", async () => {
-    const double = await consul();
-    const a = await consulNode(double, "node-a");
+    const double = await consul(cleanups);
+    const a = await consulNode(cleanups, double, "node-a");
     await a.start();
     await waitForPrimary([a]);
-    const b = await consulNode(double, "node-b");
-    const c = await consulNode(double, "node-c", { candidate: false });
+    const b = await consulNode(cleanups, double, "node-b");
+    const c = await consulNode(cleanups, double, "node-c", { candidate: false });
     await b.start();
     await c.start();
     const name = "failover.db";
@@ -120,7 +86,7 @@ describe("failover with a Consul lease", () => {
   });
 
   it("a primary that stops cleanly hands its lease to a connected candidate", async () => {
-    const { a, b } = await primaryAndCandidate();
+    const { a, b } = await primaryAndCandidate(cleanups);
     await sqlite3(a.db("h.db"), "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB); INSERT INTO t VALUES (1, 'x');");
     await new Cluster(a, [b]).waitForConvergence("h.db");
     const started = Date.now();
@@ -138,7 +104,7 @@ describe("failover with a Consul lease", () => {
 
   for (const mode of ["delete", "wal"]) {
   it(`20 handoffs back and forth under load keep every node intact and converged (${mode})`, async () => {
-    const { a, b } = await primaryAndCandidate();
+    const { a, b } = await primaryAndCandidate(cleanups);
     const name = "pingpong.db";
     await sqlite3(a.db(name), `PRAGMA journal_mode=${mode}; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);`);
     await new Cluster(a, [b]).waitForConvergence(name);
@@ -171,11 +137,11 @@ describe("failover with a Consul lease", () => {
   }
 
   it("a non-candidate never becomes primary, and cannot be promoted", async () => {
-    const double = await consul();
-    const a = await consulNode(double, "node-a");
+    const double = await consul(cleanups);
+    const a = await consulNode(cleanups, double, "node-a");
     await a.start();
     await waitForPrimary([a]);
-    const c = await consulNode(double, "node-c", { candidate: false });
+    const c = await consulNode(cleanups, double, "node-c", { candidate: false });
     await c.start();
     const res = await post(c, "/promote");
     expect(res.status).toBe(400);
@@ -190,12 +156,12 @@ describe("failover with a Consul lease", () => {
   });
 
   it("a node from another cluster never joins", async () => {
-    const double = await consul();
-    const a = await consulNode(double, "node-a");
+    const double = await consul(cleanups);
+    const a = await consulNode(cleanups, double, "node-a");
     await a.start();
     await waitForPrimary([a]);
     await sqlite3(a.db("c.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
-    const stranger = await consulNode(double, "stranger");
+    const stranger = await consulNode(cleanups, double, "stranger");
     await fsp.mkdir(stranger.dataDir, { recursive: true });
     await fsp.writeFile(path.join(stranger.dataDir, "clusterid"), "LFSC0123456789ABCDEF\n");
     await stranger.start();
@@ -210,7 +176,7 @@ describe("failover with a Consul lease", () => {
   });
 
   it("a promoted candidate takes over from the primary (POST /promote, litefs promote)", async () => {
-    const { a, b } = await primaryAndCandidate();
+    const { a, b } = await primaryAndCandidate(cleanups);
     await sqlite3(a.db("p.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
     await new Cluster(a, [b]).waitForConvergence("p.db");
     const res = await post(b, "/promote");
@@ -224,7 +190,7 @@ describe("failover with a Consul lease", () => {
 
 describe("a deposed primary", () => {
   it("rolls back a transaction cut off by the handoff before it applies anything as a replica", async () => {
-    const { a, b } = await primaryAndCandidate();
+    const { a, b } = await primaryAndCandidate(cleanups);
     const name = "cutoff.db";
     await sqlite3(a.db(name), "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB); INSERT INTO t VALUES (1, 'kept');");
     await new Cluster(a, [b]).waitForConvergence(name);
@@ -250,15 +216,15 @@ describe("a deposed primary", () => {
   });
 
   it("whose last transactions never reached the new primary gets a snapshot, and the discarded TXIDs are logged", async () => {
-    const double = await consul();
+    const double = await consul(cleanups);
     // node-a is reached through a proxy, so its stream to node-b can be cut.
     const aPort = await freePort();
     const proxy = await FaultProxy.start(aPort);
     cleanups.push(() => proxy.close());
-    const a = await consulNode(double, "node-a", { httpPort: aPort, advertiseUrl: proxy.url });
+    const a = await consulNode(cleanups, double, "node-a", { httpPort: aPort, advertiseUrl: proxy.url });
     await a.start();
     await waitForPrimary([a]);
-    const b = await consulNode(double, "node-b");
+    const b = await consulNode(cleanups, double, "node-b");
     await b.start();
     const name = "deposed.db";
     await sqlite3(a.db(name), "CREATE TABLE t (id INTEGER PRIMARY KEY, origin TEXT);");
@@ -288,7 +254,7 @@ describe("a deposed primary", () => {
 
 describe("when Consul or the network fails", () => {
   it("Consul unreachable past the TTL: the primary turns read-only before anyone can acquire; the cluster heals", async () => {
-    const { double, a, b } = await primaryAndCandidate();
+    const { double, a, b } = await primaryAndCandidate(cleanups);
     await sqlite3(a.db("u.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
     await new Cluster(a, [b]).waitForConvergence("u.db");
 

@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cluster } from "../support/cluster.js";
-import { ROOT, waitFor } from "../support/node-process.js";
+import { ROOT } from "../support/node-process.js";
 import { run } from "../support/sqlite-clients.js";
 import * as fsp from "node:fs/promises";
 
