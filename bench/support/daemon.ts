@@ -25,7 +25,15 @@ export interface DaemonOptions {
    * to measure what that durability costs per commit.
    */
   skipSync?: boolean;
+  /** The config after `fuse:` and `data:` (http, lease); default: a single static primary. */
+  config?: string[];
+  /** data.retention; long by default so no LTX file goes away while a benchmark counts them. */
+  retention?: string;
+  /** Names the node in error messages (several daemons in one benchmark). */
+  label?: string;
 }
+
+const SINGLE_PRIMARY = ["http:", `  addr: "127.0.0.1:0"`, "lease:", "  type: static", "  candidate: true", "  advertise-url: http://127.0.0.1:20202"];
 
 export class BenchDaemon {
   readonly mnt: string;
@@ -37,7 +45,7 @@ export class BenchDaemon {
 
   constructor(
     readonly dir: string,
-    private readonly opts: DaemonOptions = {},
+    private readonly daemonOpts: DaemonOptions = {},
   ) {
     this.mnt = path.join(dir, "mnt");
     this.dataDir = path.join(dir, "data");
@@ -45,27 +53,34 @@ export class BenchDaemon {
     this.logPath = path.join(dir, "litefs.log");
   }
 
-  async start(timeoutMs = 30_000): Promise<void> {
+  get running(): boolean {
+    return this.proc !== null;
+  }
+
+  db(name: string): string {
+    return path.join(this.mnt, name);
+  }
+
+  /** Starts the daemon (again, after a stop) and resolves once the mount answers. */
+  async start(timeoutMs = 60_000): Promise<void> {
+    const o = this.daemonOpts;
+    const label = o.label ? `${o.label}: ` : "";
     const yaml = [
       "fuse:",
       `  dir: ${this.mnt}`,
       "data:",
       `  dir: ${this.dataDir}`,
-      // Long enough that no LTX file is removed while the benchmark counts them.
-      "  retention: 1h",
-      "http:",
-      `  addr: "127.0.0.1:0"`,
-      "lease:",
-      "  type: static",
-      "  candidate: true",
-      "  advertise-url: http://127.0.0.1:20202",
-      ...(this.opts.skipSync ? ["skip-sync: true"] : []),
+      `  retention: ${o.retention ?? "1h"}`,
+      ...(o.config ?? SINGLE_PRIMARY),
+      ...(o.skipSync ? ["skip-sync: true"] : []),
     ].join("\n");
+    await fsp.mkdir(this.dir, { recursive: true });
     await fsp.writeFile(this.configPath, yaml + "\n");
 
-    const logFd = fs.openSync(this.logPath, "w");
-    const nodeArgs = this.opts.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", this.opts.cpuProfDir] : [];
-    const args = [...nodeArgs, CLI, "mount", "-config", this.configPath, ...(this.opts.fuseDebug ? ["-fuse.debug"] : [])];
+    // Appended to, so a restarted node keeps its earlier log and offsets stay meaningful.
+    const logFd = fs.openSync(this.logPath, "a");
+    const nodeArgs = o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : [];
+    const args = [...nodeArgs, CLI, "mount", "-config", this.configPath, ...(o.fuseDebug ? ["-fuse.debug"] : [])];
     try {
       const proc = spawn(process.execPath, args, { stdio: ["ignore", logFd, logFd], env: { ...process.env } });
       this.proc = proc;
@@ -74,13 +89,14 @@ export class BenchDaemon {
       fs.closeSync(logFd); // the child holds its own copy
     }
 
+    const logStart = this.logSize();
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (this.proc?.exitCode !== null) throw new Error(`litefs exited with ${this.proc?.exitCode} before mounting:\n${await this.logTail()}`);
-      if ((await isMounted(this.mnt)) && /\bmounted\b/.test(await this.logHead())) return;
-      await sleep(50);
+      if (this.proc?.exitCode !== null) throw new Error(`${label}litefs exited with ${this.proc?.exitCode} before mounting:\n${await this.logTail()}`);
+      if ((await isMounted(this.mnt)) && /\bmounted\b/.test(await this.logSince(logStart))) return;
+      await sleep(20);
     }
-    throw new Error(`mount did not appear within ${timeoutMs} ms:\n${await this.logTail()}`);
+    throw new Error(`${label}mount did not appear within ${timeoutMs} ms:\n${await this.logTail()}`);
   }
 
   /** SIGTERM, wait for the exit, then make sure the mount is gone. */
@@ -110,25 +126,22 @@ export class BenchDaemon {
     return fileSize(this.logPath);
   }
 
-  private async logHead(): Promise<string> {
-    const fh = await fsp.open(this.logPath, "r");
+  /** The database's position (`<db>-pos`), or null while it has none. */
+  async pos(name: string): Promise<string | null> {
     try {
-      const buf = Buffer.alloc(64 * 1024);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-      return buf.subarray(0, bytesRead).toString("utf8");
-    } finally {
-      await fh.close();
+      return (await fsp.readFile(path.join(this.mnt, `${name}-pos`), "utf8")).trim();
+    } catch {
+      return null;
     }
   }
 
-  async logTail(bytes = 8192): Promise<string> {
+  async logSince(offset: number): Promise<string> {
     try {
-      const size = this.logSize();
       const fh = await fsp.open(this.logPath, "r");
       try {
-        const start = Math.max(0, size - bytes);
-        const buf = Buffer.alloc(size - start);
-        await fh.read(buf, 0, buf.length, start);
+        const size = (await fh.stat()).size;
+        const buf = Buffer.alloc(Math.max(0, size - offset));
+        await fh.read(buf, 0, buf.length, offset);
         return buf.toString("utf8");
       } finally {
         await fh.close();
@@ -136,6 +149,10 @@ export class BenchDaemon {
     } catch {
       return "";
     }
+  }
+
+  async logTail(bytes = 8192): Promise<string> {
+    return this.logSince(Math.max(0, this.logSize() - bytes));
   }
 }
 
