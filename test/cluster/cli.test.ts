@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Cluster } from "../support/cluster.js";
-import { consul, consulNode } from "../support/consul-nodes.js";
+import { consul, consulNode, primaryAndCandidate } from "../support/consul-nodes.js";
 import { CLI, LitefsNode, waitFor } from "../support/node-process.js";
 import { isPrimary, waitForPrimary } from "../support/roles.js";
 import { run, sqlite3 } from "../support/sqlite-clients.js";
@@ -17,12 +17,7 @@ function litefs(node: LitefsNode, verb: string, ...args: string[]) {
 
 describe("the admin CLI against running nodes", () => {
   it("status, promote and handoff", async () => {
-    const double = await consul(cleanups);
-    const a = await consulNode(cleanups, double, "node-a");
-    await a.start();
-    await waitForPrimary([a]);
-    const b = await consulNode(cleanups, double, "node-b");
-    await b.start();
+    const { a, b } = await primaryAndCandidate(cleanups);
     await sqlite3(a.db("s.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
     await new Cluster(a, [b]).waitForConvergence("s.db");
 
@@ -60,13 +55,8 @@ describe("the admin CLI against running nodes", () => {
   });
 
   it("run -if-candidate skips non-candidates; run -promote runs on a freshly promoted primary", async () => {
-    const double = await consul(cleanups);
-    const a = await consulNode(cleanups, double, "node-a");
-    await a.start();
-    await waitForPrimary([a]);
-    const b = await consulNode(cleanups, double, "node-b");
+    const { double, a, b } = await primaryAndCandidate(cleanups);
     const c = await consulNode(cleanups, double, "node-c", { candidate: false });
-    await b.start();
     await c.start();
     await sqlite3(a.db("m.db"), "CREATE TABLE t (v);");
     await new Cluster(a, [b, c]).waitForConvergence("m.db");

@@ -49,13 +49,8 @@ async function converge(primary: LitefsNode, replicas: LitefsNode[], name: strin
 
 describe("failover with a Consul lease", () => {
   it("kill -9 of the primary under load: a candidate takes over after TTL + lock-delay, the old node rejoins and converges", async () => {
-    const double = await consul(cleanups);
-    const a = await consulNode(cleanups, double, "node-a");
-    await a.start();
-    await waitForPrimary([a]);
-    const b = await consulNode(cleanups, double, "node-b");
+    const { double, a, b } = await primaryAndCandidate(cleanups);
     const c = await consulNode(cleanups, double, "node-c", { candidate: false });
-    await b.start();
     await c.start();
     const name = "failover.db";
     await sqlite3(a.db(name), "PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);");
