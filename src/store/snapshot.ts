@@ -1,6 +1,5 @@
-import * as fs from "node:fs";
 import { lockPgno, pageChecksum, type LtxHeader } from "../ltx/index.js";
-import { readJournalRecords } from "../sqlite/index.js";
+import { WAL_FRAME_HEADER_SIZE, readJournalRecords } from "../sqlite/index.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
 import type { WrittenLtx } from "./ltx-directory.js";
@@ -58,7 +57,7 @@ export function writeSnapshot(db: Database, path: string, compress: boolean): Wr
 }
 
 /** Reads page `pgno` as of the last commit (see writeSnapshot). */
-export function committedPageReader(db: Database): (pgno: number) => Uint8Array {
+function committedPageReader(db: Database): (pgno: number) => Uint8Array {
   const pageSize = db.pageSize;
   const walPages = db.wal.committedPages;
   const preImages = new Map<number, Uint8Array>();
@@ -73,11 +72,7 @@ export function committedPageReader(db: Database): (pgno: number) => Uint8Array 
     const pre = preImages.get(pgno);
     if (pre) return pre;
     const walOffset = walPages.get(pgno);
-    if (walOffset !== undefined) return db.files.wal.readAt(walOffset + 24, pageSize);
+    if (walOffset !== undefined) return db.files.wal.readAt(walOffset + WAL_FRAME_HEADER_SIZE, pageSize);
     return db.files.database.readAt((pgno - 1) * pageSize, pageSize);
   };
-}
-
-export function removeFile(path: string): void {
-  fs.rmSync(path, { force: true });
 }
