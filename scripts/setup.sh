@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what litefs-ts needs on a Debian machine (as root), only what is missing:
-# FUSE 2 (fuse-native loads libfuse.so.2), the sqlite3 CLI (tests and demo), Python 3, and the
-# npm dependencies. Safe to run again.
+# FUSE 2 (fuse-native loads libfuse.so.2), the sqlite3 CLI (tests and demo), Python 3, make and
+# g++ (npm ci compiles the vendored fuse-native, vendor/fuse-native), and the npm dependencies.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,8 @@ command -v fusermount >/dev/null 2>&1 || missing+=(fuse)
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=(libfuse2)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
@@ -19,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -e /dev/fuse ] || { echo "setup: /dev/fuse is missing: this machine (or container) cannot mount FUSE filesystems" >&2; exit 1; }
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f vendor/fuse-native/build/Release/fuse.node ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
 fi
