@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import type { RepairFile } from "./sqlite-repair.js";
 
 /**
  * One file under data.dir that backs a file of the mount. All I/O is synchronous on purpose:
@@ -73,6 +74,19 @@ export class BackingFile {
 
   sync(): void {
     if (this.fd !== null) fs.fsyncSync(this.fd);
+  }
+
+  /**
+   * This file as sqlite-repair.ts's RepairFile: writes and truncation create it if needed, reads
+   * past its end are zero-filled.
+   */
+  asRepairFile(): RepairFile {
+    return {
+      size: () => this.size(),
+      read: (offset, length) => this.readAt(offset, length),
+      write: (data, offset) => this.write(data, data.length, offset),
+      truncate: (size) => this.truncate(size),
+    };
   }
 
   close(): void {

@@ -1,17 +1,9 @@
 import * as fs from "node:fs";
 import { Position, decodeLtx, lockPgno, pageChecksum, formatChecksum, formatTxid } from "../ltx/index.js";
-import {
-  WAL_FRAME_HEADER_SIZE,
-  isDatabaseHeader,
-  isWalHeaderValid,
-  parseDatabaseHeader,
-  parseJournalHeader,
-  readJournalRecords,
-  scanWal,
-  WAL_HEADER_SIZE,
-} from "../sqlite/index.js";
+import { isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
+import { foldWal, rollbackJournal } from "./sqlite-repair.js";
 
 /**
  * Startup recovery of one database, before the mount serves it (DESIGN.md section 5), in order:
@@ -129,65 +121,36 @@ function rollbackHotJournal(db: Database): void {
   const journal = db.files.journal;
   if (!journal.exists()) return;
   const size = journal.size();
-  const header = size >= 28 ? safeJournalHeader(journal.readAt(0, Math.min(size, 512))) : null;
-  if (!header) {
+  const file = db.files.database;
+  const result = rollbackJournal(file.asRepairFile(), journal.asRepairFile());
+  if (!result.valid) {
     db.log.warn({ size }, "journal has no valid header (torn or already invalidated); removing it, the last LTX decides the database");
     journal.unlink();
     return;
   }
-  const file = db.files.database;
-  let restored = 0;
-  for (const rec of readJournalRecords((off, len) => journal.readAt(off, len), size, header.pageSize)) {
-    file.write(rec.data, rec.data.length, (rec.pgno - 1) * header.pageSize);
-    restored++;
-  }
-  file.truncate(header.initialPageCount * header.pageSize);
   if (!db.skipSync) file.sync();
   journal.unlink();
-  db.log.info({ restored, pages: header.initialPageCount }, "rolled back hot journal");
-}
-
-function safeJournalHeader(buf: Uint8Array): ReturnType<typeof parseJournalHeader> {
-  try {
-    return parseJournalHeader(buf);
-  } catch {
-    return null;
-  }
+  db.log.info({ restored: result.restored, pages: result.initialPageCount }, "rolled back hot journal");
 }
 
 /**
  * Copies the WAL's committed transactions that the last LTX covers into the database file and
  * removes the WAL. Frames past the last LTX were never acknowledged to SQLite (the LTX is written
- * before the commit write returns), so they are dropped.
+ * before the commit write returns), so they are dropped. A WAL of another generation than the
+ * last LTX's (other salts), or with an invalid header, is removed without being folded.
  */
 function checkpointWal(db: Database, last: { walSalt1: number; walSalt2: number; walOffset: number; walSize: number } | null): void {
   const wal = db.files.wal;
   if (!wal.exists()) return;
-  const size = wal.size();
-  if (size >= WAL_HEADER_SIZE && isWalHeaderValid(wal.readAt(0, WAL_HEADER_SIZE)) && last && last.walSize > 0) {
-    const scan = scanWal((off, len) => wal.readAt(off, len), size);
-    const { salt1, salt2, pageSize } = scan.header;
-    if (salt1 === last.walSalt1 && salt2 === last.walSalt2) {
-      const upTo = last.walOffset + last.walSize;
-      const pages = new Map<number, number>();
-      let commit = 0;
-      let dropped = 0;
-      for (const tx of scan.transactions) {
-        if (tx.offset >= upTo) {
-          dropped++;
-          continue;
-        }
-        for (const [pgno, off] of tx.pages) pages.set(pgno, off);
-        commit = tx.commitSize;
-      }
-      const file = db.files.database;
-      for (const [pgno, off] of pages) {
-        if (pgno > commit) continue;
-        file.write(wal.readAt(off + WAL_FRAME_HEADER_SIZE, pageSize), pageSize, (pgno - 1) * pageSize);
-      }
-      if (commit > 0) file.truncate(commit * pageSize);
+  if (last && last.walSize > 0) {
+    const file = db.files.database;
+    const result = foldWal(file.asRepairFile(), wal.asRepairFile(), last.walOffset + last.walSize, {
+      salt1: last.walSalt1,
+      salt2: last.walSalt2,
+    });
+    if (result.folded) {
       if (!db.skipSync) file.sync();
-      db.log.info({ pages: pages.size, dropped }, "checkpointed WAL during recovery");
+      db.log.info({ pages: result.pages, dropped: result.dropped }, "checkpointed WAL during recovery");
     }
   }
   wal.unlink();
