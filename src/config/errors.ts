@@ -38,7 +38,7 @@ export class ConfigError extends LitefsError {
 }
 
 /** Compiler style, so editors and terminals can jump to it: `file:line: path: message`. */
-export function formatProblem(file: string | undefined, p: ConfigProblem): string {
+function formatProblem(file: string | undefined, p: ConfigProblem): string {
   let where = file ?? "";
   if (p.line !== undefined) where += `:${p.line}`;
   if (p.line !== undefined && p.column !== undefined && p.path === "") where += `:${p.column}`;

@@ -1,6 +1,7 @@
 export { formatDuration, parseDuration } from "./duration.js";
 export { EMBEDDED_CONFIG_YAML } from "./embedded.js";
 export { expandEnv } from "./env.js";
+export { inactiveSettings, type InactiveSetting } from "./inactive.js";
 export { ConfigError, type ConfigErrorCode, type ConfigProblem } from "./errors.js";
 export {
   configSearchPaths,

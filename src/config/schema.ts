@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import { z } from "zod";
+import { CONSUL_MAX_TTL_MS, CONSUL_MIN_TTL_MS } from "../lease/consul.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { ConfigError } from "./errors.js";
 import { describe, quoteHint, toProblems, type RawProblem } from "./problems.js";
@@ -14,12 +15,12 @@ import type { Config } from "./types.js";
 export const DEFAULT_FUSE_DIR = "/litefs";
 export const DEFAULT_DATA_DIR = "/var/lib/litefs";
 export const DEFAULT_HTTP_ADDR = ":20202";
-/** Consul refuses session TTLs outside 10s..24h. */
-export const CONSUL_MIN_TTL_MS = 10_000;
-export const CONSUL_MAX_TTL_MS = 24 * 3_600_000;
 
 const S = 1000;
 const M = 60 * S;
+
+/** lease.demote-delay when unset, as in LiteFS. */
+export const DEFAULT_DEMOTE_DELAY_MS = 10 * S;
 
 // `key:` with nothing after it is YAML null; LiteFS (Go) treats that as "not set".
 const unset = (v: unknown) => (v === null ? undefined : v);
@@ -111,7 +112,7 @@ function crossCheck<T extends z.ZodType>(schema: T, uses: string[], check: (v: z
 }
 
 /** Go's net.SplitHostPort shape with a numeric port: ":20202", "0.0.0.0:20202", "[::1]:20202". */
-export function isHostPort(s: string): boolean {
+function isHostPort(s: string): boolean {
   const m = /^(?:\[[^[\]]*\]|[^:[\]]*):([0-9]{1,5})$/.exec(s);
   return m !== null && Number(m[1]) <= 65535;
 }
@@ -249,7 +250,7 @@ let leaseSchema = z.strictObject({
   candidate: bool(true),
   promote: bool(false),
   "reconnect-delay": duration(1 * S),
-  "demote-delay": duration(10 * S),
+  "demote-delay": duration(DEFAULT_DEMOTE_DELAY_MS),
   databases: z.preprocess(unset, z.array(databaseName).default([])),
   consul: section(consulSchema),
 });
