@@ -1,6 +1,8 @@
 import { request } from "undici";
 import { loadConfig, type Config } from "../config/index.js";
-import { LitefsError } from "../errors.js";
+import { authHeaders } from "../http/auth.js";
+import { errorText } from "../http/client.js";
+import { CliError } from "./errors.js";
 
 /** Talks to the local node's cluster API (http.addr and http.token from its config). */
 export class NodeApi {
@@ -19,28 +21,23 @@ export class NodeApi {
     try {
       res = await request(new URL(path, this.baseUrl), {
         method,
-        headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+        headers: authHeaders(this.token),
         headersTimeout: 30_000,
       });
     } catch (err) {
-      throw new LitefsError("API_UNREACHABLE", `cannot reach the litefs node at ${this.baseUrl}: ${(err as Error).message} (is litefs mount running?)`);
+      throw new CliError("CLI_NODE_UNREACHABLE", `cannot reach the litefs node at ${this.baseUrl}: ${(err as Error).message} (is litefs mount running?)`);
     }
     const text = await res.body.text();
-    let body: unknown = text;
+    if (res.statusCode !== 200) throw new CliError("CLI_NODE_REFUSED", `${method} ${path} failed (${res.statusCode}): ${errorText(text)}`);
     try {
-      body = JSON.parse(text);
+      return JSON.parse(text) as T;
     } catch {
-      // plain text answer
+      throw new CliError("CLI_NODE_REFUSED", `${method} ${path}: the node answered 200 with a body that is not JSON: ${text.slice(0, 200)}`);
     }
-    if (res.statusCode !== 200) {
-      const msg = typeof body === "object" && body && "error" in body ? String((body as { error: unknown }).error) : text.trim();
-      throw new LitefsError("API_ERROR", `${method} ${path} failed (${res.statusCode}): ${msg}`);
-    }
-    return body as T;
   }
 }
 
-export function localUrl(config: Config): string {
+function localUrl(config: Config): string {
   const addr = config.http.addr;
   const i = addr.lastIndexOf(":");
   const host = addr.slice(0, i).replace(/^\[|\]$/g, "");

@@ -24,7 +24,7 @@ export function createLogger(opts: LoggerOptions): Logger {
   });
 }
 
-export function formatTextLine(line: string): string {
+function formatTextLine(line: string): string {
   let rec: Record<string, unknown>;
   try {
     rec = JSON.parse(line);

@@ -15,9 +15,10 @@ import {
   formatTxid,
   isCompressed,
   isSnapshot,
-  isValidPageSize,
   verifyLtx,
 } from "../ltx/index.js";
+import { isDatabaseHeader, pageSizeFromHeader } from "../sqlite/index.js";
+import { CliError } from "./errors.js";
 
 export type LineWriter = (line: string) => void;
 
@@ -25,12 +26,6 @@ const stdoutLines: LineWriter = (line) => {
   process.stdout.write(`${line}\n`);
 };
 
-/**
- * SQLite database header fields we need (src/sqlite owns this layout; these two values are
- * all `checksum` reads, and the file format fixes them for good).
- */
-const SQLITE_MAGIC = "SQLite format 3\0";
-const SQLITE_PAGE_SIZE_OFFSET = 16;
 
 /** Errors from the file system (missing file, permission) become messages, not stack traces. */
 async function withFileErrors<T>(file: string, fn: () => Promise<T>): Promise<T> {
@@ -40,7 +35,7 @@ async function withFileErrors<T>(file: string, fn: () => Promise<T>): Promise<T>
     if (err instanceof LitefsError) throw err;
     const e = err as NodeJS.ErrnoException;
     if (typeof e?.code === "string" && typeof e.syscall === "string") {
-      throw new LitefsError("CLI_FILE", `${file}: ${e.message}`, { cause: err });
+      throw new CliError("CLI_FILE", `${file}: ${e.message}`, { cause: err });
     }
     throw err;
   }
@@ -117,15 +112,14 @@ async function sqlitePageSize(file: string): Promise<number | null> {
     const head = Buffer.alloc(100);
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
     if (bytesRead === 0) return null; // an empty file is an empty database
-    if (bytesRead < head.length || head.toString("latin1", 0, 16) !== SQLITE_MAGIC) {
-      throw new LitefsError("CLI_NOT_SQLITE", `${file}: not a SQLite database (no "SQLite format 3" header)`);
+    if (bytesRead < head.length || !isDatabaseHeader(head)) {
+      throw new CliError("CLI_NOT_SQLITE", `${file}: not a SQLite database (no "SQLite format 3" header)`);
     }
-    const raw = head.readUInt16BE(SQLITE_PAGE_SIZE_OFFSET);
-    const pageSize = raw === 1 ? 65536 : raw;
-    if (!isValidPageSize(pageSize)) {
-      throw new LitefsError("CLI_NOT_SQLITE", `${file}: bad page size ${raw} in the SQLite header`);
+    try {
+      return pageSizeFromHeader(head);
+    } catch (err) {
+      throw new CliError("CLI_NOT_SQLITE", `${file}: ${(err as Error).message} in the SQLite header`);
     }
-    return pageSize;
   } finally {
     await fh.close();
   }

@@ -35,7 +35,7 @@ export function registerMount(program: Command): void {
     });
 }
 
-export async function runMount(flags: MountFlags, appArgv: string[]): Promise<number> {
+async function runMount(flags: MountFlags, appArgv: string[]): Promise<number> {
   const { config, source } = await loadConfig({ configPath: flags.config, noExpandEnv: !flags.expandEnv });
   const log = createLogger({ format: config.log.format, debug: flags.debug || config.log.debug, timestamp: config.log.timestamp });
   log.info({ config: source, "fuse.dir": config.fuse.dir, "data.dir": config.data.dir }, "litefs starting");

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { createLogger } from "./logger.js";
 import { NodeApi } from "./api-client.js";
 import { startChild, waitForExit } from "../daemon/exec.js";
+import { CliError } from "./errors.js";
 
 interface Info {
   isPrimary: boolean;
@@ -33,7 +34,7 @@ export function registerRun(program: Command): void {
       if (flags.promote) {
         await api.call("POST", "/promote");
         const info = await api.call<Info>("GET", "/info");
-        if (!info.isPrimary) throw new Error("promotion did not make this node the primary");
+        if (!info.isPrimary) throw new CliError("CLI_UNEXPECTED_STATE", "promotion did not make this node the primary");
       }
       process.exitCode = await waitForExit(startChild(cmd, log));
     });

@@ -47,7 +47,7 @@ export function splitCommandLine(cmd: string): string[] {
 }
 
 /** Exit code a shell would report: the code, or 128 + signal number. */
-export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
   const numbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
   return 128 + (signal ? (numbers[signal] ?? 1) : 1);

@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import type { Database, FileKind } from "../store/database.js";
-import { StoreError } from "../store/errors.js";
+import type { WriteAuthority } from "../store/write-authority.js";
 
 export interface NodeStat {
   mode: number;
@@ -11,37 +11,16 @@ export interface NodeStat {
 }
 
 /**
- * `<db>`, `<db>-journal`, `<db>-wal` and `<db>-shm`: files backed by data.dir/dbs/<db>/.
- * On a replica the database, its journal and WAL frames are read-only (SQLite then reports a
- * readonly database), while WAL readers may still create `-wal`/`-shm` and write the `-shm`
- * (read marks and the index) as they must to read at all.
+ * `<db>`, `<db>-journal`, `<db>-wal` and `<db>-shm`: files backed by data.dir/dbs/<db>/. What
+ * may be written through them is decided per handle (write-access.ts); this serves lookups and
+ * reads. On a replica the mode says read-only (but for -shm), as SQLite expects.
  */
 export class DatabaseFileNode {
   constructor(
     readonly db: Database,
     readonly kind: FileKind,
-    /** Asked on every write: a primary that loses its lease refuses writes on handles it opened. */
-    private readonly isPrimary: () => boolean,
-    /** Opened by the apply agent (O_NOATIME): writes replicated pages on a replica. */
-    readonly apply = false,
+    private readonly authority: WriteAuthority,
   ) {}
-
-  private get primary(): boolean {
-    return this.isPrimary();
-  }
-
-  private get writable(): boolean {
-    return this.primary || this.kind === "shm" || this.apply;
-  }
-
-  canOpenForWrite(): boolean {
-    // Replica WAL readers open -wal read-write; their writes are refused in write().
-    return this.writable || this.kind === "wal";
-  }
-
-  canCreate(): boolean {
-    return this.primary || this.kind === "wal" || this.kind === "shm";
-  }
 
   stat(): NodeStat | null {
     const st = this.db.files[this.kind].stat();
@@ -64,33 +43,7 @@ export class DatabaseFileNode {
     return this.db.read(this.kind, buf, len, pos);
   }
 
-  write(buf: Buffer, len: number, pos: number): void {
-    this.assertWritable("write");
-    if (this.apply && !this.primary) this.db.applyWrite(this.kind, buf, len, pos);
-    else this.db.write(this.kind, buf, len, pos);
-  }
-
-  truncate(size: number): void {
-    this.assertWritable("truncate");
-    if (this.apply && !this.primary) this.db.applyTruncate(this.kind, size);
-    else this.db.truncate(this.kind, size);
-  }
-
-  unlink(): void {
-    if (!this.primary && this.kind !== "shm" && this.kind !== "wal") this.assertWritable("unlink");
-    this.db.unlink(this.kind);
-  }
-
-  sync(): void {
-    this.db.sync(this.kind);
-  }
-
   private mode(): number {
-    return this.primary || this.kind === "shm" ? 0o644 : 0o444;
-  }
-
-  private assertWritable(op: string): void {
-    if (this.writable) return;
-    throw new StoreError("STORE_READ_ONLY", `${this.db.name}: ${op} of ${this.kind} refused: this node is a replica (write on the primary)`);
+    return this.authority === "primary" || this.kind === "shm" ? 0o644 : 0o444;
   }
 }

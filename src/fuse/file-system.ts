@@ -4,11 +4,13 @@ import type { Logger } from "pino";
 import { LitefsError } from "../errors.js";
 import type { Database, FileKind } from "../store/database.js";
 import { StoreError } from "../store/errors.js";
-import { APPLY_OPEN_FLAG } from "./apply-protocol.js";
+import type { CommitWait } from "../store/events.js";
+import type { Store } from "../store/store.js";
+import type { WriteAuthority } from "../store/write-authority.js";
 import { DatabaseFileNode } from "./database-node.js";
-import type { MountedStore } from "./mounted-store.js";
 import { LAG_FILE, PRIMARY_FILE, fileName, parseMountPath, type MountEntry } from "./names.js";
 import { SyntheticFileNode, lagNode, posNode, primaryNode } from "./synthetic-nodes.js";
+import { accessFor, mayCreate, truncateWith, unlinkWith, writeWith, type HandleAccess } from "./write-access.js";
 
 type Callback = (...args: any[]) => void;
 
@@ -31,11 +33,32 @@ export const errno = {
 interface OpenFile {
   entry: MountEntry;
   node: DatabaseFileNode | SyntheticFileNode;
-  writable: boolean;
+  access: HandleAccess;
 }
 
-/** Called when capture fails after SQLite may already believe it committed (WAL). */
-export type FatalHandler = (err: unknown) => void;
+/** What the mount shows of the node's state (implemented by the Node, src/node/node.ts). */
+export interface MountedNode {
+  readonly isPrimary: boolean;
+  writeAuthority(db: string): WriteAuthority;
+  /** Hostname of the primary while this replica knows it; null on the primary. */
+  primaryHostname(): string | null;
+  /** Replication lag in milliseconds (0 on the primary). */
+  lagMs(): number;
+  /** Changes whenever `.primary` or `.lag` content may have changed (their mtime). */
+  statusVersion(): number;
+}
+
+export interface FileSystemOptions {
+  store: Store;
+  node: MountedNode;
+  /** Is this process (as the kernel reports the caller of a request) the node's mount agent? */
+  isMountAgent(pid: number): boolean;
+  /** The process that made the FUSE request being handled (read synchronously at its start). */
+  callerPid(): number;
+  log: Logger;
+  /** Called when capture fails after SQLite may already believe it committed (WAL). */
+  onFatal(err: unknown): void;
+}
 
 /**
  * The fuse-native operations for the mount: one flat directory of databases and their
@@ -48,14 +71,15 @@ export class FileSystem {
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
   private readonly startedAt = Date.now();
-  private readonly isPrimary = (): boolean => this.store.isPrimary;
+  private readonly store: Store;
+  private readonly node: MountedNode;
+  private readonly log: Logger;
 
-  constructor(
-    private readonly store: MountedStore,
-    private readonly dataDir: string,
-    private readonly log: Logger,
-    private readonly onFatal: FatalHandler,
-  ) {}
+  constructor(private readonly opts: FileSystemOptions) {
+    this.store = opts.store;
+    this.node = opts.node;
+    this.log = opts.log;
+  }
 
   /** The operations object for fuse-native. */
   operations(): Record<string, Callback> {
@@ -118,7 +142,7 @@ export class FileSystem {
       names.push(name, `${name}-pos`);
       for (const kind of ["journal", "wal", "shm"] as const) if (db.files[kind].exists()) names.push(fileName(name, kind));
     }
-    if (this.store.primaryHostname() !== null) names.push(PRIMARY_FILE);
+    if (this.node.primaryHostname() !== null) names.push(PRIMARY_FILE);
     names.push(LAG_FILE);
     return cb(0, names);
   }
@@ -129,18 +153,18 @@ export class FileSystem {
         const db = this.store.database(entry.db);
         if (!db) return null;
         if (entry.kind !== "database" && !db.files[entry.kind].exists()) return null;
-        return new DatabaseFileNode(db, entry.kind, this.isPrimary);
+        return new DatabaseFileNode(db, entry.kind, this.node.writeAuthority(db.name));
       }
       case "pos": {
         const db = this.store.database(entry.db);
         return db ? posNode(db) : null;
       }
       case "primary": {
-        const host = this.store.primaryHostname();
-        return host === null ? null : primaryNode(host, this.store.statusVersion());
+        const host = this.node.primaryHostname();
+        return host === null ? null : primaryNode(host, this.node.statusVersion());
       }
       case "lag":
-        return lagNode(this.store.lagMs(), this.store.statusVersion());
+        return lagNode(this.node.lagMs(), this.node.statusVersion());
       default:
         return null;
     }
@@ -149,40 +173,49 @@ export class FileSystem {
   // ---- open / create / release -------------------------------------------------------------
 
   private open(p: string, flags: number, cb: Callback): void {
+    const caller = this.opts.callerPid();
     const entry = parseMountPath(p);
     if (!entry || entry.type === "root") return cb(errno.EISDIR);
     const node = this.nodeFor(entry);
-    if (!node) return cb(errno.ENOENT);
     const wantsWrite = (flags & 3) !== fs.constants.O_RDONLY;
-    if (wantsWrite && node instanceof DatabaseFileNode && !this.store.isPrimary && (flags & APPLY_OPEN_FLAG) !== 0) {
-      // The apply agent's handle: the only writer of a replica's database.
-      const applyNode = new DatabaseFileNode(node.db, node.kind, this.isPrimary, true);
-      return cb(0, this.addHandle({ entry, node: applyNode, writable: true }));
+    if (!node) {
+      // The kernel opens (never creates) a name it still caches after the Store discarded it (a
+      // refused first write): on the primary, a write open gets the empty database it expects.
+      if (entry.type === "database-file" && entry.kind === "database" && wantsWrite && this.node.writeAuthority(entry.db) === "primary") return this.create(p, 0o644, cb);
+      return cb(errno.ENOENT);
     }
-    if (wantsWrite && !node.canOpenForWrite()) return cb(errno.EACCES);
-    return cb(0, this.addHandle({ entry, node, writable: wantsWrite }));
+    if (!(node instanceof DatabaseFileNode)) return wantsWrite ? cb(errno.EACCES) : cb(0, this.addHandle({ entry, node, access: "read" }));
+    const authority = this.node.writeAuthority(node.db.name);
+    const access = accessFor(authority, node.kind, wantsWrite, () => this.opts.isMountAgent(caller));
+    if (access === null) return this.refuse(p, `open for writing refused: this node is a replica (write on the primary)`, errno.EACCES, cb, caller);
+    return cb(0, this.addHandle({ entry, node, access }));
   }
 
   private create(p: string, _mode: number, cb: Callback): void {
+    const caller = this.opts.callerPid();
     const entry = parseMountPath(p);
     if (!entry || entry.type === "root") return cb(errno.EISDIR);
-    if (entry.type !== "database-file") return this.refuse(p, "this name is reserved for a file the mount provides", errno.EACCES, cb);
+    if (entry.type !== "database-file") return this.refuse(p, "this name is reserved for a file the mount provides", errno.EACCES, cb, caller);
     try {
-      let db: Database | undefined;
+      const existing = this.store.database(entry.db);
+      const authority = this.node.writeAuthority(entry.db);
+      if (!mayCreate(authority, entry.kind)) {
+        const why = entry.kind === "database" ? "databases are created on the primary" : `its ${entry.kind} is written on the primary`;
+        return this.refuse(p, `create refused: this node is a replica: ${why}`, errno.EACCES, cb, caller);
+      }
+      let db: Database;
       if (entry.kind === "database") {
-        if (!this.store.isPrimary) return this.refuse(p, "this node is a replica: databases are created on the primary", errno.EACCES, cb);
-        db = this.store.database(entry.db) ?? this.store.createDatabase(entry.db);
+        db = existing ?? this.store.createDatabase(entry.db);
       } else {
-        db = this.store.database(entry.db);
-        if (!db) return cb(errno.ENOENT);
-        const node = new DatabaseFileNode(db, entry.kind, this.isPrimary);
-        if (!node.canCreate()) return cb(errno.EACCES);
+        if (!existing) return cb(errno.ENOENT);
+        db = existing;
         db.create(entry.kind);
       }
-      const node = new DatabaseFileNode(db, entry.kind, this.isPrimary);
-      return cb(0, this.addHandle({ entry, node, writable: true }));
+      const access = accessFor(authority, entry.kind, true, () => this.opts.isMountAgent(caller)) ?? "read";
+      const node = new DatabaseFileNode(db, entry.kind, authority);
+      return cb(0, this.addHandle({ entry, node, access }));
     } catch (err) {
-      return cb(this.toErrno(err, p, "create"));
+      return cb(this.toErrno(err, p, "create", caller));
     }
   }
 
@@ -215,61 +248,82 @@ export class FileSystem {
     const file = this.handles.get(fh);
     if (!file) return cb(errno.EBADF);
     if (!(file.node instanceof DatabaseFileNode)) return cb(errno.EACCES);
+    const { db, kind } = file.node;
     try {
-      file.node.write(buf, len, pos);
-      return cb(len);
+      const wait = writeWith(file.access, this.node.writeAuthority(db.name), db, kind, buf, len, pos);
+      return this.reply(wait, cb, len, p, "write");
     } catch (err) {
-      if (err instanceof StoreError && err.code === "STORE_CAPTURE_FAILED" && file.node.kind === "wal") {
+      if (err instanceof StoreError && err.code === "STORE_CAPTURE_FAILED" && kind === "wal") {
         // SQLite may already consider this transaction committed: stop; startup recovery repairs.
-        this.onFatal(err);
+        this.opts.onFatal(err);
       }
       return cb(this.toErrno(err, p, "write"));
     }
   }
 
+  /** A truncation by path (`truncate(1)`): the caller's access is decided as an open's would be. */
   private truncate(p: string, size: number, cb: Callback): void {
+    const caller = this.opts.callerPid();
     const entry = parseMountPath(p);
     const node = entry ? this.nodeFor(entry) : null;
     if (!node) return cb(errno.ENOENT);
     if (!(node instanceof DatabaseFileNode)) return cb(errno.EACCES);
-    try {
-      node.truncate(size);
-      return cb(0);
-    } catch (err) {
-      return cb(this.toErrno(err, p, "truncate"));
-    }
+    const authority = this.node.writeAuthority(node.db.name);
+    const access = accessFor(authority, node.kind, true, () => this.opts.isMountAgent(caller)) ?? "read";
+    this.truncateThrough(access, authority, node, size, p, "truncate", cb, caller);
   }
 
   private ftruncate(p: string, fh: number, size: number, cb: Callback): void {
+    const caller = this.opts.callerPid();
     const file = this.handles.get(fh);
     if (!file) return this.truncate(p, size, cb);
     if (!(file.node instanceof DatabaseFileNode)) return cb(errno.EACCES);
+    const authority = this.node.writeAuthority(file.node.db.name);
+    this.truncateThrough(file.access, authority, file.node, size, p, "ftruncate", cb, caller);
+  }
+
+  private truncateThrough(access: HandleAccess, authority: WriteAuthority, node: DatabaseFileNode, size: number, p: string, op: string, cb: Callback, caller: number): void {
     try {
-      file.node.truncate(size);
-      return cb(0);
+      return this.reply(truncateWith(access, authority, node.db, node.kind, size), cb, 0, p, op);
     } catch (err) {
-      return cb(this.toErrno(err, p, "ftruncate"));
+      return cb(this.toErrno(err, p, op, caller));
     }
   }
 
   private unlink(p: string, cb: Callback): void {
+    const caller = this.opts.callerPid();
     const entry = parseMountPath(p);
     const node = entry ? this.nodeFor(entry) : null;
     if (!node) return cb(errno.ENOENT);
-    if (!(node instanceof DatabaseFileNode)) return this.refuse(p, "this file is provided by the mount and cannot be removed", errno.EACCES, cb);
+    if (!(node instanceof DatabaseFileNode)) return this.refuse(p, "this file is provided by the mount and cannot be removed", errno.EACCES, cb, caller);
     try {
-      node.unlink();
-      return cb(0);
+      return this.reply(unlinkWith(this.node.writeAuthority(node.db.name), node.db, node.kind), cb, 0, p, "unlink");
     } catch (err) {
-      return cb(this.toErrno(err, p, "unlink"));
+      return cb(this.toErrno(err, p, "unlink", caller));
     }
+  }
+
+  /**
+   * Answers at once, or once a commit the request completed may be acknowledged: other requests
+   * are served meanwhile (each FUSE thread waits on its own reply). A barrier never rejects; if
+   * one did, SQLite could not be told the truth about its commit, so the node stops.
+   */
+  private reply(wait: CommitWait, cb: Callback, result: number, p: string, op: string): void {
+    if (wait === null) return cb(result);
+    wait.then(
+      () => cb(result),
+      (err) => {
+        this.log.fatal({ err, path: p, op }, "a commit barrier failed");
+        this.opts.onFatal(err);
+      },
+    );
   }
 
   private fsync(fh: number, cb: Callback): void {
     const file = this.handles.get(fh);
     if (!file) return cb(errno.EBADF);
     try {
-      if (file.node instanceof DatabaseFileNode) file.node.sync();
+      if (file.node instanceof DatabaseFileNode) file.node.db.sync(file.node.kind);
       return cb(0);
     } catch (err) {
       return cb(this.toErrno(err, this.describe(file), "fsync"));
@@ -290,7 +344,7 @@ export class FileSystem {
 
   private statfs(cb: Callback): void {
     try {
-      const st = fs.statfsSync(this.dataDir);
+      const st = fs.statfsSync(this.store.dataDir);
       return cb(0, {
         bsize: st.bsize,
         frsize: st.bsize,
@@ -313,7 +367,7 @@ export class FileSystem {
 
   private dirStat(): object {
     return {
-      mode: fs.constants.S_IFDIR | (this.store.isPrimary ? 0o755 : 0o555),
+      mode: fs.constants.S_IFDIR | (this.node.isPrimary ? 0o755 : 0o555),
       size: 4096,
       nlink: 2,
       uid: this.uid,
@@ -324,8 +378,8 @@ export class FileSystem {
     };
   }
 
-  private refuse(p: string, why: string, code: number, cb: Callback): void {
-    this.log.warn({ path: p }, why);
+  private refuse(p: string, why: string, code: number, cb: Callback, pid?: number): void {
+    this.log.warn({ path: p, pid }, `${p}: ${why}`);
     cb(code);
   }
 
@@ -334,14 +388,16 @@ export class FileSystem {
     return e.type === "database-file" ? `/${fileName(e.db, e.kind)}` : e.type;
   }
 
-  private toErrno(err: unknown, p: string, op: string): number {
+  /** `pid`: the caller, logged with refusals so an operator can tell which process tried. */
+  private toErrno(err: unknown, p: string, op: string, pid?: number): number {
     if (err instanceof StoreError) {
-      this.log.warn({ path: p, op, code: err.code }, err.message);
+      this.log.warn({ path: p, op, code: err.code, pid }, err.message);
       switch (err.code) {
         case "STORE_READ_ONLY":
           return errno.EACCES;
+        case "STORE_WRITE_OUTSIDE_TRANSACTION":
+          return errno.EPERM;
         case "STORE_NOT_A_DATABASE":
-        case "STORE_UNALIGNED_WRITE":
         case "STORE_BAD_NAME":
           return errno.EINVAL;
         case "STORE_NOT_FOUND":

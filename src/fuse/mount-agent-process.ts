@@ -1,11 +1,14 @@
 /**
- * The apply agent: a child process of the daemon that makes the changes a replica receives
- * *through the mount*, so the kernel's page, attribute and dentry caches stay right for every
- * reader (DESIGN.md section 4). It runs in its own process because the daemon's main thread
- * serves the FUSE requests these writes cause (sync I/O on the mount from there would deadlock),
- * and it never spawns anything while holding mount files (DESIGN.md section 3, trap 2).
+ * The mount agent: the child process of the daemon that makes every change the node itself makes
+ * *through the mount* (a replica's received pages, the repairs after a demotion), so the kernel's
+ * page, attribute and dentry caches stay right for every reader (DESIGN.md section 4). It runs in
+ * its own process because the daemon's main thread serves the FUSE requests these writes cause
+ * (sync I/O on the mount from there would deadlock), it never spawns anything (DESIGN.md
+ * section 3, trap 2), and all its I/O is synchronous on its main thread: the FUSE adapter lets
+ * only this process write a replica's files, recognising it by the PID of each request.
+ * Protocol: mount-agent-protocol.ts; argv[2] is the mount directory.
  *
- * One request applies a batch of LTX files to one database, in order. The files are decoded
+ * An apply request applies a batch of LTX files to one database, in order. The files are decoded
  * first, before any lock is taken, into one set of pages (a later file's version of a page
  * replaces an earlier one; pages cut off by a file that shrinks the database are dropped), so
  * the locks are held only while the surviving pages are written, contiguous pages in one write.
@@ -20,10 +23,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { decodeLtx, decodeLtxFile, type LtxPage } from "../ltx/index.js";
+import { LitefsError } from "../errors.js";
+import { LtxError, decodeLtx, decodeLtxFile, type LtxPage } from "../ltx/index.js";
 import { ofdLock } from "../os/ofd-lock.js";
+import { foldWal, rollbackJournal, type RepairFile } from "../store/sqlite-repair.js";
+import { MountAgentError } from "./errors.js";
 import { lockDatabaseExclusive, lockShmExclusive, writeAll } from "./mount-locks.js";
-import { APPLY_OPEN_FLAG, type ApplyFileRef, type ApplyRequest, type ApplyResponse } from "./apply-protocol.js";
+import { MOUNT_AGENT_ERROR_CODES, type ApplyFileRef, type MountAgentErrorCode, type MountAgentRequest, type MountAgentResponse } from "./mount-agent-protocol.js";
 import {
   DB_HEADER_SIZE,
   SHM_INDEX_HEADER_SIZE,
@@ -43,6 +49,9 @@ const WHOLE_FILE_BYTES = 8 << 20;
 const MAX_RUN_BYTES = 1 << 20;
 const MAX_IOV = 1024;
 const IDLE_CLOSE_MS = 2000;
+
+const MNT = process.argv[2];
+if (!MNT) throw new Error("usage: mount-agent-process.js MOUNT_DIR (started by the daemon)");
 
 // ---- files kept open between requests -----------------------------------------------------------
 
@@ -202,6 +211,15 @@ class PagePlan {
  */
 async function addFile(plan: PagePlan, file: ApplyFileRef, fd: number | null): Promise<void> {
   if (fd !== null && plan.pageSize !== 0 && plan.pageSize !== file.pageSize) plan.flush(fd);
+  try {
+    await decodeInto(plan, file, fd);
+  } catch (err) {
+    if (!(err instanceof LtxError)) throw err;
+    throw new MountAgentError("AGENT_BAD_LTX", `cannot apply ${file.path}: ${err.message}`, { cause: err });
+  }
+}
+
+async function decodeInto(plan: PagePlan, file: ApplyFileRef, fd: number | null): Promise<void> {
   const name = path.basename(file.path);
   const onPage = (page: LtxPage, pageSize: number) => {
     plan.page((page.pgno - 1) * pageSize, page.data);
@@ -232,8 +250,8 @@ async function addFile(plan: PagePlan, file: ApplyFileRef, fd: number | null): P
 
 // ---- one request ---------------------------------------------------------------------------------
 
-async function apply(req: ApplyRequest): Promise<number> {
-  const dbPath = path.join(req.mnt, req.db);
+async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<number> {
+  const dbPath = path.join(MNT, req.db);
   const shmPath = `${dbPath}-shm`;
   const walPath = `${dbPath}-wal`;
   if (req.reopen) closeDatabase(req.db);
@@ -241,8 +259,8 @@ async function apply(req: ApplyRequest): Promise<number> {
   openDatabases.set(req.db, cached);
 
   try {
-    cached.db = reuse(dbPath, cached.db, () => fs.openSync(dbPath, fs.constants.O_RDWR | APPLY_OPEN_FLAG));
-    if (!cached.db) throw new Error(`${dbPath} does not exist`);
+    cached.db = reuse(dbPath, cached.db, () => fs.openSync(dbPath, fs.constants.O_RDWR));
+    if (!cached.db) throw new MountAgentError("AGENT_NOT_FOUND", `${dbPath} does not exist`);
     const dbFd = cached.db.fd;
 
     // Decode ahead of the locks, as far as memory allows.
@@ -331,16 +349,116 @@ function writeRun(fd: number, bufs: Uint8Array[], position: number): void {
   }
 }
 
-// One request at a time, in order: applies of one database must not interleave.
+// ---- repairs after a demotion -------------------------------------------------------------------
+
+/** A file on the mount, for the shared repair code (store/sqlite-repair.ts). */
+function mountFile(fd: number): RepairFile {
+  return {
+    size: () => fs.fstatSync(fd).size,
+    read: (offset, length) => {
+      const buf = Buffer.alloc(length);
+      let done = 0;
+      while (done < length) {
+        const n = fs.readSync(fd, buf, done, length - done, offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+      return buf;
+    },
+    write: (data, offset) => writeAll(fd, data, offset),
+    truncate: (size) => fs.ftruncateSync(fd, size),
+  };
+}
+
+/** Opens a mounted file, or null when it does not exist. */
+function openIfExists(file: string, flags: number): number | null {
+  try {
+    return fs.openSync(file, flags);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+}
+
+/** Puts back the pages a cut-off transaction overwrote, then empties its journal. */
+function repairJournal(req: Extract<MountAgentRequest, { op: "rollback-journal" }>): number {
+  const dbPath = path.join(MNT, req.db);
+  closeDatabase(req.db);
+  const journalFd = openIfExists(`${dbPath}-journal`, fs.constants.O_RDWR);
+  if (journalFd === null) return 0;
+  const dbFd = fs.openSync(dbPath, fs.constants.O_RDWR);
+  try {
+    // The writer whose transaction was cut off releases its lock once its own rollback fails.
+    lockDatabaseExclusive(dbFd, Date.now() + req.lockTimeoutMs);
+    const { restored } = rollbackJournal(mountFile(dbFd), mountFile(journalFd));
+    fs.ftruncateSync(journalFd, 0);
+    return restored;
+  } finally {
+    ofdLock(dbFd, "unlock", 0, 0);
+    fs.closeSync(journalFd);
+    fs.closeSync(dbFd);
+  }
+}
+
+/**
+ * Folds the WAL's committed frames into the database file, empties the WAL and resets the
+ * wal-index header, so the database file alone holds the node's position.
+ */
+function repairWal(req: Extract<MountAgentRequest, { op: "fold-wal" }>): number {
+  const dbPath = path.join(MNT, req.db);
+  closeDatabase(req.db);
+  const walFd = openIfExists(`${dbPath}-wal`, fs.constants.O_RDWR);
+  if (walFd === null) return 0;
+  const dbFd = fs.openSync(dbPath, fs.constants.O_RDWR);
+  const shmFd = fs.openSync(`${dbPath}-shm`, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  try {
+    lockShmExclusive(shmFd, Date.now() + req.lockTimeoutMs);
+    const fold = foldWal(mountFile(dbFd), mountFile(walFd), req.committedEnd);
+    fs.ftruncateSync(walFd, 0);
+    if (fold.pageSize > 0 && fs.fstatSync(shmFd).size >= SHM_INDEX_HEADER_SIZE) {
+      const previous = Buffer.alloc(SHM_INDEX_HEADER_SIZE);
+      fs.readSync(shmFd, previous, 0, previous.length, 0);
+      const pageCount = Math.floor(fs.fstatSync(dbFd).size / fold.pageSize);
+      const header = buildInvalidatedWalIndex(previous, { pageSize: fold.pageSize, pageCount, salt1: 0, salt2: 0, bigEndianChecksum: false, frameChecksum: [0, 0] });
+      writeAll(shmFd, header, 0);
+    }
+    return fold.pages;
+  } finally {
+    ofdLock(shmFd, "unlock", 0, 0);
+    fs.closeSync(shmFd);
+    fs.closeSync(walFd);
+    fs.closeSync(dbFd);
+  }
+}
+
+// ---- the request loop ----------------------------------------------------------------------------
+
+function run(req: MountAgentRequest): Promise<number> | number {
+  switch (req.op) {
+    case "apply":
+      return apply(req);
+    case "rollback-journal":
+      return repairJournal(req);
+    case "fold-wal":
+      return repairWal(req);
+  }
+}
+
+function errorCode(err: unknown): MountAgentErrorCode {
+  if (err instanceof LitefsError && (MOUNT_AGENT_ERROR_CODES as readonly string[]).includes(err.code)) return err.code as MountAgentErrorCode;
+  return (err as NodeJS.ErrnoException).code === "ENOENT" ? "AGENT_NOT_FOUND" : "AGENT_IO";
+}
+
+// One request at a time, in order: changes to one database must not interleave.
 let queue: Promise<void> = Promise.resolve();
-process.on("message", (req: ApplyRequest) => {
+process.on("message", (req: MountAgentRequest) => {
   queue = queue.then(async () => {
     if (idleTimer) clearTimeout(idleTimer);
-    let res: ApplyResponse;
+    let res: MountAgentResponse;
     try {
-      res = { id: req.id, ok: true, pages: await apply(req) };
+      res = { id: req.id, ok: true, result: await run(req) };
     } catch (err) {
-      res = { id: req.id, ok: false, error: (err as Error).message };
+      res = { id: req.id, ok: false, code: errorCode(err), message: (err as Error).message };
     }
     idleTimer = setTimeout(closeAll, IDLE_CLOSE_MS);
     idleTimer.unref();

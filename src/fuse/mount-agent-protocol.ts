@@ -1,8 +1,8 @@
-import * as fs from "node:fs";
-
-/** Messages between the daemon (apply-agent.ts) and the apply agent (apply-agent-process.ts). */
-/** Opened with O_NOATIME so the FUSE adapter can tell the agent's writable opens from an app's. */
-export const APPLY_OPEN_FLAG = fs.constants.O_NOATIME;
+/**
+ * The one protocol between the daemon (mount-agent.ts) and its mount agent
+ * (mount-agent-process.ts): JSON messages over the IPC channel of a forked child. Every request
+ * names the database; every answer carries the request's id and either a result or an error code.
+ */
 
 export interface ApplyFileRef {
   /** An installed LTX file under data.dir (not on the mount). */
@@ -12,19 +12,38 @@ export interface ApplyFileRef {
   pageSize: number;
 }
 
-/**
- * Apply `files` to database `db`, in order, under one hold of SQLite's locks: readers see the
- * state before the first file or after the last, nothing in between.
- */
-export interface ApplyRequest {
+interface RequestBase {
   id: number;
-  op: "apply";
-  mnt: string;
   db: string;
-  files: ApplyFileRef[];
-  /** The database was (re)created since the last request: open its files afresh. */
-  reopen: boolean;
+  /** Give up waiting for SQLite's locks after this long. */
   lockTimeoutMs: number;
 }
 
-export type ApplyResponse = { id: number; ok: true; pages: number } | { id: number; ok: false; error: string };
+export type MountAgentRequest =
+  /**
+   * Apply `files` in order under one hold of SQLite's locks: readers see the state before the
+   * first file or after the last. `reopen`: the database was (re)created since the last request.
+   */
+  | (RequestBase & { op: "apply"; files: ApplyFileRef[]; reopen: boolean })
+  /** Put back the pages of a cut-off rollback-journal transaction, then empty the journal. */
+  | (RequestBase & { op: "rollback-journal" })
+  /** Fold the WAL's committed frames (up to `committedEnd`) into the database file, then empty the WAL. */
+  | (RequestBase & { op: "fold-wal"; committedEnd: number });
+
+export const MOUNT_AGENT_ERROR_CODES = [
+  /** A long-running SQLite transaction held its locks past lockTimeoutMs. */
+  "AGENT_LOCK_TIMEOUT",
+  /** The database (or the file the request needs) is not on the mount. */
+  "AGENT_NOT_FOUND",
+  /** An LTX file to apply could not be read or decoded. */
+  "AGENT_BAD_LTX",
+  /** Reading or writing through the mount failed (the errno is in the message). */
+  "AGENT_IO",
+  /** The agent process went away before it answered. */
+  "AGENT_EXITED",
+] as const;
+
+export type MountAgentErrorCode = (typeof MOUNT_AGENT_ERROR_CODES)[number];
+
+/** `result`: pages written (apply), restored (rollback-journal) or folded (fold-wal). */
+export type MountAgentResponse = { id: number; ok: true; result: number } | { id: number; ok: false; code: MountAgentErrorCode; message: string };

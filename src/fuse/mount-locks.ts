@@ -1,10 +1,12 @@
 /**
- * Taking SQLite's locks on mounted files, and writing them, for the processes that change a
- * replica's databases through the mount (the apply agent, the demotion repair). Synchronous on
- * purpose: those processes do nothing else, and they never run in the daemon.
+ * Taking SQLite's locks on mounted files, and writing them, for the mount agent (the process
+ * that changes a replica's databases through the mount). Synchronous on purpose: the agent does
+ * nothing else, it never runs in the daemon, and its requests must come from its main thread
+ * (the FUSE adapter recognises the agent by the caller's process ID; see write-access.ts).
  */
 import * as fs from "node:fs";
 import { lockSqliteDatabase, ofdLock } from "../os/ofd-lock.js";
+import { MountAgentError } from "./errors.js";
 import { PENDING_BYTE, SHM_EXCLUSIVE_LOCK_BYTES } from "../sqlite/index.js";
 
 /** First retry after 0.2 ms, doubling up to 2 ms: a reader's read transaction is usually short. */
@@ -16,10 +18,10 @@ function sleepSync(ms: number): void {
 }
 
 /** Polls for a lock so a long-running reader delays us without hanging us forever. */
-export function acquireLock(what: string, tryLock: () => boolean, deadline: number): void {
+function acquireLock(what: string, tryLock: () => boolean, deadline: number): void {
   let delay = LOCK_POLL_FIRST_MS;
   while (!tryLock()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for the ${what} lock (a long-running SQLite transaction holds it)`);
+    if (Date.now() > deadline) throw new MountAgentError("AGENT_LOCK_TIMEOUT", `timed out waiting for the ${what} lock (a long-running SQLite transaction holds it)`);
     sleepSync(delay);
     delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
   }

@@ -4,17 +4,12 @@ import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
 
-import { LitefsError } from "../errors.js";
 import { setCloseOnExecFor } from "../os/cloexec.js";
+import { MountError } from "./errors.js";
 
 const require = createRequire(import.meta.url);
 
-export class MountError extends LitefsError {
-  constructor(message: string) {
-    super("MOUNT_FAILED", message);
-  }
-}
-// fuse-native is CommonJS without types.
+// fuse-native (vendor/fuse-native: 2.2.6 patched to report the caller's PID) is CommonJS without types.
 const Fuse = require("fuse-native") as any;
 
 export interface MountOptions {
@@ -33,7 +28,7 @@ export interface MountOptions {
  * - big_writes/max_write: a 64 KiB page arrives as one write, not sixteen.
  * - no direct_io: it breaks WAL (SQLITE_IOERR_SHMMAP) and makes reads 100x slower.
  */
-export function fuseOptionString(opts: MountOptions): string {
+function fuseOptionString(opts: MountOptions): string {
   const options = [
     "fsname=litefs",
     "subtype=litefs",
@@ -69,6 +64,7 @@ export class FuseMount {
     const leftovers = await fsp.readdir(this.dir);
     if (leftovers.length > 0) {
       throw new MountError(
+        "MOUNT_DIR_NOT_EMPTY",
         `fuse.dir ${this.dir} is not empty (${leftovers.slice(0, 3).join(", ")}${leftovers.length > 3 ? ", ..." : ""}): ` +
           `files written there while nothing was mounted would be hidden; move them away first`,
       );
@@ -77,11 +73,20 @@ export class FuseMount {
     const fuse = new Fuse(this.dir, this.ops, { force: false, mkdir: true, timeout: false });
     fuse._fuseOptions = () => optionString;
     await new Promise<void>((resolve, reject) =>
-      fuse.mount((err: Error | null) => (err ? reject(new MountError(`cannot mount ${this.dir}: ${err.message}`)) : resolve())),
+      fuse.mount((err: Error | null) => (err ? reject(new MountError("MOUNT_FAILED", `cannot mount ${this.dir}: ${err.message}`)) : resolve())),
     );
     this.fuse = fuse;
     setCloseOnExecFor("/dev/fuse");
     this.log.info({ dir: this.dir }, "mounted");
+  }
+
+  /**
+   * The process that made the FUSE request being handled: the kernel's request header, read by
+   * the patched binding before each operation runs (valid until the handler's first await).
+   * A thread ID when the caller used a thread other than its main one.
+   */
+  callerPid(): number {
+    return this.fuse?.callerPid ?? 0;
   }
 
   async unmount(): Promise<void> {
@@ -100,7 +105,7 @@ export class FuseMount {
 }
 
 /** A mount left behind by a crashed daemon answers ENOTCONN: detach it before mounting again. */
-export async function cleanStaleMount(dir: string, log: Logger): Promise<void> {
+async function cleanStaleMount(dir: string, log: Logger): Promise<void> {
   const mounts = await fsp.readFile("/proc/self/mounts", "utf8");
   const stale = mounts.split("\n").some((line) => line.split(" ")[1] === dir.replace(/ /g, "\\040"));
   if (!stale) return;

@@ -12,6 +12,7 @@ export function isAuthorized(req: IncomingMessage, token: string | undefined): b
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/** The one place the bearer header is built (http.token); every client of the cluster API uses it. */
 export function authHeaders(token: string | undefined): Record<string, string> {
   return token ? { authorization: `Bearer ${token}` } : {};
 }

@@ -15,7 +15,7 @@ export const FrameType = { Ltx: 1, Ready: 2, Heartbeat: 3, Handoff: 4, End: 5 } 
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 
 /** Largest LTX file a frame may announce (16 TiB): anything above is a broken stream. */
-export const MAX_LTX_FRAME_SIZE = 2 ** 44;
+const MAX_LTX_FRAME_SIZE = 2 ** 44;
 const MAX_STRING = 4096;
 
 export type Frame =
@@ -25,11 +25,26 @@ export type Frame =
   | { type: typeof FrameType.Handoff; leaseId: string }
   | { type: typeof FrameType.End; reason: string };
 
+export type StreamErrorCode =
+  /** The stream ended in the middle of a frame. */
+  | "STREAM_TRUNCATED"
+  /** A frame that cannot be decoded. */
+  | "STREAM_BAD_FRAME"
+  /** The other side closed the stream (or the primary is stepping down). */
+  | "STREAM_CLOSED"
+  /** The primary answered the stream request with an error status. */
+  | "STREAM_REFUSED"
+  /** The replica and the primary belong to different clusters. */
+  | "STREAM_CLUSTER_MISMATCH"
+  /** The replica's stream request is malformed. */
+  | "STREAM_BAD_REQUEST"
+  /** An LTX file could not be sent as stored (it changed or is damaged). */
+  | "STREAM_BAD_FILE";
+
 export class StreamError extends LitefsError {
-  constructor(
-    code: "STREAM_TRUNCATED" | "STREAM_BAD_FRAME",
-    message: string,
-  ) {
+  declare readonly code: StreamErrorCode;
+
+  constructor(code: StreamErrorCode, message: string) {
     super(code, message);
   }
 }

@@ -2,56 +2,79 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { LitefsError } from "../errors.js";
+import type { Node } from "../node/node.js";
+import type { NodeErrorCode } from "../node/errors.js";
 import type { Store } from "../store/store.js";
 import { isAuthorized } from "./auth.js";
-import { StreamControl, serveStream } from "./stream-primary.js";
+import { HttpError } from "./errors.js";
+import { serveEvents } from "./events.js";
+import { serveStream } from "./stream-primary.js";
 import { MAX_STREAM_REQUEST_BYTES, parseStreamRequest } from "./stream-request.js";
 
 export interface ApiServerOptions {
   addr: string;
   token?: string;
+  /** Read per request (a getter is fine): the node may be created after the API has bound its port. */
+  readonly node: Node;
   store: Store;
   log: Logger;
-  hostname: string;
   compress: boolean;
   heartbeatMs?: number;
-  /** The cluster ID the primary hands to replicas (created when this node first became primary). */
-  clusterId: () => string | null;
-  /** Extra routes (promote, handoff) added by the lease layer. */
-  routes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>>;
+  /** Routes only tests install (LITEFS_TEST_HOOKS); never present in production. */
+  testRoutes?: Record<string, Route>;
 }
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export type Route = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<void>;
+
+/** How the Node's refusals answer over HTTP. */
+const NODE_STATUS: Record<NodeErrorCode, number> = {
+  NODE_NOT_PRIMARY: 503,
+  NODE_NOT_CANDIDATE: 400,
+  NODE_NO_PRIMARY: 400,
+  NODE_HANDOFF_UNSUPPORTED: 400,
+  NODE_HANDOFF_FAILED: 409,
+  NODE_PROMOTION_TIMEOUT: 504,
+  NODE_CLUSTER_MISMATCH: 409,
+};
 
 /**
- * The cluster API (http.addr, default :20202): POST /stream for replicas, GET /info for
- * operators. With http.token set, every endpoint requires the bearer token; a request without it
- * gets 401 and a log line, and nothing else.
+ * The cluster API (http.addr, default :20202). With http.token set, every endpoint requires the
+ * bearer token; a request without it gets 401 and a log line, and nothing else. A client that
+ * goes away mid-request costs its request and nothing more.
  */
 export class ApiServer {
   private readonly server: http.Server;
-  private primaryAbort = new AbortController();
+  private readonly routes: Record<string, Route>;
   port: number | null = null;
-  /** Open replica streams by node ID. */
-  private readonly streams = new Map<string, StreamControl>();
 
   constructor(private readonly opts: ApiServerOptions) {
-    this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((err) => {
-        const status = err instanceof HttpError ? err.status : 500;
-        if (status >= 500) opts.log.error({ err, path: req.url }, "http request failed");
-        else opts.log.warn({ path: req.url, status, remote: req.socket.remoteAddress }, (err as Error).message);
-        if (!res.headersSent) sendJson(res, status, { error: (err as Error).message });
-        else res.destroy();
-      });
-    });
+    // The node is read per request: the daemon creates it after the API has bound its port.
+    const node = (): Node => opts.node;
+    this.routes = {
+      "POST /stream": (req, res) => this.stream(req, res),
+      "GET /info": async (req, res) => {
+        req.resume();
+        sendJson(res, 200, node().info());
+      },
+      "GET /events": async (req, res) => {
+        req.resume();
+        await serveEvents(node(), res, opts.log);
+      },
+      "POST /handoff": async (req, res, url) => {
+        req.resume();
+        const target = url.searchParams.get("id");
+        if (!target) throw new HttpError("HTTP_BAD_REQUEST", "handoff needs ?id=<node ID or hostname of a connected candidate replica>");
+        await node().handoff(target);
+        sendJson(res, 200, { handedOffTo: target });
+      },
+      "POST /promote": async (req, res) => {
+        req.resume();
+        const { changed } = await node().promote();
+        sendJson(res, 200, { primary: true, changed });
+      },
+      ...opts.testRoutes,
+    };
+    this.server = http.createServer((req, res) => this.respond(req, res));
     this.server.keepAliveTimeout = 30_000;
   }
 
@@ -59,7 +82,7 @@ export class ApiServer {
     const { host, port } = parseAddr(this.opts.addr);
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", (err: NodeJS.ErrnoException) =>
-        reject(new LitefsError("HTTP_LISTEN_FAILED", `cannot listen on http.addr ${this.opts.addr}: ${err.code === "EADDRINUSE" ? "address already in use" : err.message}`)),
+        reject(new HttpError("HTTP_LISTEN_FAILED", `cannot listen on http.addr ${this.opts.addr}: ${err.code === "EADDRINUSE" ? "address already in use" : err.message}`)),
       );
       this.server.listen(port, host || undefined, () => {
         this.server.off("error", reject);
@@ -72,51 +95,47 @@ export class ApiServer {
     return address;
   }
 
-  /** Node IDs of connected replicas that are lease candidates. */
-  candidateReplicas(): string[] {
-    return [...this.streams.values()].filter((c) => c.request.candidate).map((c) => c.request.nodeId);
-  }
-
-  /** Sends the lease ID to a connected replica once it has every commit (see StreamControl). */
-  async handoffTo(nodeId: string, leaseId: string): Promise<void> {
-    const control = this.streams.get(nodeId) ?? [...this.streams.values()].find((c) => c.request.hostname === nodeId);
-    if (!control) throw new HttpError(400, `no connected replica with node ID or hostname ${JSON.stringify(nodeId)}`);
-    if (!control.request.candidate) throw new HttpError(400, `replica ${control.request.hostname} is not a lease candidate`);
-    await control.handoff(leaseId);
-    this.opts.log.info({ replica: control.request.hostname }, "lease handed off");
-  }
-
-  /** Ends every replication stream (this node is no longer the primary). */
-  endStreams(reason: string): void {
-    this.primaryAbort.abort(reason);
-    this.primaryAbort = new AbortController();
-  }
-
   async close(): Promise<void> {
-    this.endStreams("shutting down");
+    this.opts.node.replicas.endAll("shutting down");
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private respond(req: http.IncomingMessage, res: http.ServerResponse): void {
+    // Read now: once the client is gone its socket is detached from the request.
+    const remote = req.socket.remoteAddress;
+    const started = { method: req.method, path: req.url };
+    // A client that goes away mid-body surfaces as an error on the request: it ends this request only.
+    req.on("error", () => undefined);
+    res.on("error", () => undefined);
+    this.handle(req, res).catch((err: unknown) => {
+      const gone = req.destroyed && (res.destroyed || !res.writable);
+      const status = httpStatus(err);
+      if (gone && status >= 500) {
+        this.opts.log.info({ ...started, remote }, "client went away before its request was answered");
+      } else if (status >= 500) {
+        this.opts.log.error({ err, ...started, remote }, "http request failed");
+      } else {
+        this.opts.log.warn({ ...started, status, remote, code: (err as LitefsError).code }, (err as Error).message);
+      }
+      if (res.destroyed || res.writableEnded) return;
+      if (!res.headersSent) sendJson(res, status, { error: (err as Error).message, code: (err as LitefsError).code ?? "HTTP_INTERNAL" });
+      else res.destroy();
+    });
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (!isAuthorized(req, this.opts.token)) {
       req.resume();
-      throw new HttpError(401, `unauthorized request for ${url.pathname}: missing or wrong bearer token`);
+      throw new HttpError("HTTP_UNAUTHORIZED", `unauthorized request for ${url.pathname}: missing or wrong bearer token`);
     }
-    const route = `${req.method} ${url.pathname}`;
-    switch (route) {
-      case "POST /stream":
-        return this.stream(req, res);
-      case "GET /info":
-        return sendJson(res, 200, this.info());
-      default: {
-        const extra = this.opts.routes?.[route];
-        if (extra) return extra(req, res);
-        req.resume();
-        throw new HttpError(404, `no such endpoint: ${route}`);
-      }
+    const route = this.routes[`${req.method} ${url.pathname}`];
+    if (!route) {
+      req.resume();
+      throw new HttpError("HTTP_NOT_FOUND", `no such endpoint: ${req.method} ${url.pathname}`);
     }
+    await route(req, res, url);
   }
 
   private async stream(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -125,53 +144,38 @@ export class ApiServer {
     try {
       parsed = parseStreamRequest(body);
     } catch (err) {
-      throw new HttpError(400, (err as Error).message);
+      throw new HttpError("HTTP_BAD_REQUEST", (err as Error).message);
     }
-    const { store } = this.opts;
-    if (!store.isPrimary) throw new HttpError(503, "this node is not the primary");
-    const clusterId = this.opts.clusterId();
+    const { node, store, log } = this.opts;
+    if (!node.isPrimary) throw new HttpError("HTTP_NOT_PRIMARY", "this node is not the primary");
+    const clusterId = node.info().clusterId;
     if (parsed.clusterId && clusterId && parsed.clusterId !== clusterId) {
-      throw new HttpError(409, `replica ${parsed.hostname} belongs to cluster ${parsed.clusterId}, this primary to ${clusterId}`);
+      throw new HttpError("HTTP_CONFLICT", `replica ${parsed.hostname} belongs to cluster ${parsed.clusterId}, this primary to ${clusterId}`);
     }
     res.writeHead(200, {
       "content-type": "application/vnd.litefs.stream",
       "litefs-cluster-id": clusterId ?? "",
-      "litefs-primary-hostname": this.opts.hostname,
+      "litefs-primary-hostname": node.hostname,
     });
     res.flushHeaders();
-    this.opts.log.info({ replica: parsed.hostname, node: parsed.nodeId }, "replica connected");
-    const control = new StreamControl(parsed);
-    this.streams.set(parsed.nodeId, control);
+    log.info({ replica: parsed.hostname, node: parsed.nodeId }, "replica connected");
+    const replica = node.replicas.connect({ nodeId: parsed.nodeId, hostname: parsed.hostname, candidate: parsed.candidate ?? false });
     try {
-      await serveStream(
-        parsed,
-        res,
-        { store, log: this.opts.log, compress: this.opts.compress, heartbeatMs: this.opts.heartbeatMs ?? 1000 },
-        this.primaryAbort.signal,
-        control,
-      );
+      await serveStream(parsed, res, { store, log, compress: this.opts.compress, heartbeatMs: this.opts.heartbeatMs ?? 1000 }, node.replicas.signal, replica);
     } finally {
-      if (this.streams.get(parsed.nodeId) === control) this.streams.delete(parsed.nodeId);
+      node.replicas.disconnect(replica);
     }
-    this.opts.log.info({ replica: parsed.hostname }, "replica disconnected");
-  }
-
-  private info(): object {
-    const { store } = this.opts;
-    return {
-      hostname: this.opts.hostname,
-      nodeId: store.nodeId.toString(16).padStart(16, "0"),
-      clusterId: this.opts.clusterId(),
-      isPrimary: store.isPrimary,
-      primary: store.isPrimary ? this.opts.hostname : store.primaryHostname(),
-      lagMs: store.lagMs(),
-      replicas: [...this.streams.values()].map((c) => ({ hostname: c.request.hostname, nodeId: c.request.nodeId, candidate: c.request.candidate ?? false })),
-      databases: Object.fromEntries(store.allDatabases().map((db) => [db.name, { position: db.position.toString(), exists: db.exists }])),
-    };
+    log.info({ replica: parsed.hostname }, "replica disconnected");
   }
 }
 
-export function parseAddr(addr: string): { host: string; port: number } {
+function httpStatus(err: unknown): number {
+  if (err instanceof HttpError) return err.status;
+  if (err instanceof LitefsError && err.code in NODE_STATUS) return NODE_STATUS[err.code as NodeErrorCode];
+  return 500;
+}
+
+function parseAddr(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(":");
   return { host: addr.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(addr.slice(i + 1)) };
 }
@@ -180,7 +184,7 @@ export async function readBody(req: http.IncomingMessage, limit: number): Promis
   const declared = Number(req.headers["content-length"] ?? "0");
   if (declared > limit) {
     req.resume();
-    throw new HttpError(400, `request body too large: ${declared} bytes (limit ${limit})`);
+    throw new HttpError("HTTP_BAD_REQUEST", `request body too large: ${declared} bytes (limit ${limit})`);
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -188,7 +192,7 @@ export async function readBody(req: http.IncomingMessage, limit: number): Promis
     total += chunk.length;
     if (total > limit) {
       req.resume();
-      throw new HttpError(400, `request body too large (limit ${limit} bytes)`);
+      throw new HttpError("HTTP_BAD_REQUEST", `request body too large (limit ${limit} bytes)`);
     }
     chunks.push(chunk);
   }

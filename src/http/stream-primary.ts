@@ -4,11 +4,12 @@ import * as fsp from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { HEADER_SIZE, Position, TRAILER_SIZE, decodeHeader, decodeTrailer, type LtxHeader } from "../ltx/index.js";
+import type { ConnectedReplica } from "../node/replicas.js";
 import type { Database } from "../store/database.js";
 import type { LtxFileInfo } from "../store/ltx-directory.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import type { Store } from "../store/store.js";
-import { encodeEndFrame, encodeHandoffFrame, encodeHeartbeatFrame, encodeLtxFrameHeader, encodeReadyFrame } from "./frames.js";
+import { encodeEndFrame, encodeHandoffFrame, encodeHeartbeatFrame, encodeLtxFrameHeader, encodeReadyFrame, StreamError } from "./frames.js";
 import type { StreamRequest } from "./stream-request.js";
 
 export interface StreamServerOptions {
@@ -19,37 +20,20 @@ export interface StreamServerOptions {
 }
 
 /**
- * The primary's handle on one replica's stream: a handoff waits until the replica has been sent
- * every commit, then sends it the lease ID.
- */
-export class StreamControl {
-  pendingHandoff: { leaseId: string; resolve: () => void; reject: (err: Error) => void } | null = null;
-  poke: () => void = () => undefined;
-
-  constructor(readonly request: StreamRequest) {}
-
-  handoff(leaseId: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pendingHandoff = { leaseId, resolve, reject };
-      this.poke();
-    });
-  }
-}
-
-/**
  * Serves one replica's stream (DESIGN.md section 6). For every database it brings the replica
  * from the position it reported to the primary's: the LTX files that follow it when they exist
  * and their pre-apply checksum matches, otherwise a snapshot of the live database (retention
  * gap, replica ahead, checksums diverged). Then READY, then every new commit as it happens, and
  * a heartbeat whenever nothing else was sent for a while. Ends when the replica goes away or
- * `signal` aborts (this node stops being the primary).
+ * `signal` aborts (this node stops being the primary). A handoff to this replica
+ * (`control.pendingHandoff`) is sent once every commit has been.
  */
 export async function serveStream(
   req: StreamRequest,
   res: ServerResponse,
   opts: StreamServerOptions,
   signal: AbortSignal,
-  control = new StreamControl(req),
+  control: ConnectedReplica,
 ): Promise<void> {
   const { store, log } = opts;
   const wanted = req.databases ? new Set(req.databases) : null;
@@ -79,7 +63,7 @@ export async function serveStream(
   signal.addEventListener("abort", onClose);
 
   const write = async (chunk: Uint8Array) => {
-    if (closed) throw new Error("stream closed");
+    if (closed) throw new StreamError("STREAM_CLOSED", "stream closed");
     if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
   };
 
@@ -118,7 +102,7 @@ export async function serveStream(
   } catch (err) {
     if (!closed) log.warn({ err, replica: req.hostname }, "replication stream failed");
   } finally {
-    control.pendingHandoff?.reject(new Error(`stream to ${req.hostname} closed before the handoff was sent`));
+    control.pendingHandoff?.reject(new StreamError("STREAM_CLOSED", `stream to ${req.hostname} closed before the handoff was sent`));
     control.pendingHandoff = null;
     unsubscribe();
     signal.removeEventListener("abort", onClose);
@@ -248,7 +232,7 @@ async function readHeaderAndPost(path: string): Promise<{ header: LtxHeader; pos
 }
 
 function headerAndPost(bytes: Buffer, path: string): { header: LtxHeader; post: bigint } {
-  if (bytes.length < HEADER_SIZE + TRAILER_SIZE) throw new Error(`${path} is too short for an LTX file (${bytes.length} bytes)`);
+  if (bytes.length < HEADER_SIZE + TRAILER_SIZE) throw new StreamError("STREAM_BAD_FILE", `${path} is too short for an LTX file (${bytes.length} bytes)`);
   return { header: decodeHeader(bytes.subarray(0, HEADER_SIZE), path), post: decodeTrailer(bytes.subarray(bytes.length - TRAILER_SIZE)).postApplyChecksum };
 }
 
@@ -263,7 +247,7 @@ async function sendFile(name: string, path: string, write: (chunk: Uint8Array) =
       sentBytes += chunk.length;
       await write(chunk);
     }
-    if (sentBytes !== size) throw new Error(`${path} changed size while being sent`);
+    if (sentBytes !== size) throw new StreamError("STREAM_BAD_FILE", `${path} changed size while being sent`);
   } finally {
     await fh.close();
   }

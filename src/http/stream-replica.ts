@@ -1,17 +1,18 @@
 import type { Logger } from "pino";
 import { request } from "undici";
+import type { ReplicaSession, ReplicaSessionOptions } from "../node/seams.js";
 import { applyReceivedBatch, ReceiveBatch, type PageWriter } from "../store/apply.js";
 import { readClusterId, writeClusterId } from "../store/cluster-id.js";
 import type { Store } from "../store/store.js";
 import { authHeaders } from "./auth.js";
-import { FrameReader, FrameType, type Frame } from "./frames.js";
+import { FrameReader, FrameType, StreamError, type Frame } from "./frames.js";
 
-export interface PrimaryLocation {
+interface PrimaryLocation {
   hostname: string;
   advertiseUrl: string;
 }
 
-export interface ReplicaStreamOptions {
+export interface ReplicaStreamOptions extends ReplicaSessionOptions {
   store: Store;
   writer: PageWriter;
   log: Logger;
@@ -21,13 +22,9 @@ export interface ReplicaStreamOptions {
   databases: string[];
   /** lease.candidate: tells the primary it may hand its lease to this node. */
   candidate?: boolean;
-  /** Where the primary is now (static config, or the lease); null when there is none. */
-  discoverPrimary: () => Promise<PrimaryLocation | null>;
   reconnectDelayMs: number;
   /** No frame for this long (heartbeats come every second) means the primary is gone. */
   idleTimeoutMs?: number;
-  /** Called with the lease ID when the primary hands its lease to this node. */
-  onHandoff?: (leaseId: string) => void;
 }
 
 /**
@@ -38,10 +35,10 @@ export interface ReplicaStreamOptions {
  *
  * Files that arrive back to back (more of the stream is already here when one is complete: a
  * replica catching up) are received into one batch and applied together (store/apply.ts:
- * one sync, one apply-agent request under one hold of SQLite's locks). A file with nothing
+ * one sync, one mount-agent request under one hold of SQLite's locks). A file with nothing
  * behind it is applied at once, so a replica that keeps up never waits to fill a batch.
  */
-export class ReplicaStream {
+export class ReplicaStream implements ReplicaSession {
   private stopped = false;
   private abort: AbortController | null = null;
   private ready = false;
@@ -90,7 +87,7 @@ export class ReplicaStream {
         delay = Math.min(delay * 2, 10 * this.opts.reconnectDelayMs, 15_000);
       } finally {
         this.connected = false;
-        this.opts.store.setPrimaryHostname(null);
+        this.opts.onPrimaryHostname(null);
       }
       if (!this.stopped) await sleep(delay);
     }
@@ -120,19 +117,19 @@ export class ReplicaStream {
     });
     if (res.statusCode !== 200) {
       const text = await res.body.text().catch(() => "");
-      throw new Error(`primary ${primary.advertiseUrl} answered ${res.statusCode}: ${text.trim().slice(0, 500)}`);
+      throw new StreamError("STREAM_REFUSED", `primary ${primary.advertiseUrl} answered ${res.statusCode}: ${text.trim().slice(0, 500)}`);
     }
     const clusterId = String(res.headers["litefs-cluster-id"] ?? "");
     const ours = readClusterId(store.dataDir);
     if (clusterId && ours && clusterId !== ours) {
       res.body.destroy();
-      throw new Error(`primary ${primary.advertiseUrl} belongs to cluster ${clusterId}, this node to ${ours}: refusing to replicate`);
+      throw new StreamError("STREAM_CLUSTER_MISMATCH", `primary ${primary.advertiseUrl} belongs to cluster ${clusterId}, this node to ${ours}: refusing to replicate`);
     }
     if (clusterId && !ours) writeClusterId(store.dataDir, clusterId);
 
     const hostname = String(res.headers["litefs-primary-hostname"] ?? primary.hostname);
     this.connected = true;
-    store.setPrimaryHostname(hostname);
+    this.opts.onPrimaryHostname(hostname);
     log.info({ primary: hostname, url: primary.advertiseUrl }, "connected to primary");
 
     const reader = new FrameReader(res.body);
@@ -142,11 +139,11 @@ export class ReplicaStream {
         const frame = next ?? (await reader.next());
         next = null;
         this.lastFrameAt = Date.now();
-        if (frame === null) throw new Error("primary closed the stream");
+        if (frame === null) throw new StreamError("STREAM_CLOSED", "primary closed the stream");
         switch (frame.type) {
           case FrameType.Ltx: {
             const after = await this.receiveBatch(frame, reader);
-            if (after.ended) throw new Error("primary closed the stream");
+            if (after.ended) throw new StreamError("STREAM_CLOSED", "primary closed the stream");
             next = after.next;
             break;
           }
@@ -158,7 +155,7 @@ export class ReplicaStream {
             if (this.ready) this.markSynced(false);
             break;
           case FrameType.Handoff:
-            this.opts.onHandoff?.(frame.leaseId);
+            this.opts.onHandoff(frame.leaseId);
             break;
           case FrameType.End:
             log.info({ reason: frame.reason }, "primary ended the stream");

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Position } from "../ltx/index.js";
 import { CLUSTER_ID_PATTERN } from "../store/cluster-id.js";
+import { StreamError } from "./frames.js";
 
 /** Largest POST /stream body accepted: positions of thousands of databases fit easily. */
 export const MAX_STREAM_REQUEST_BYTES = 1 << 20;
@@ -8,7 +9,7 @@ export const MAX_STREAM_REQUEST_BYTES = 1 << 20;
 const positionText = z.string().regex(/^[0-9a-f]{16}\/[0-9a-f]{16}$/, "position must be %016x/%016x");
 
 /** What a replica sends to open a stream: who it is and where each of its databases stands. */
-export const streamRequestSchema = z
+const streamRequestSchema = z
   .object({
     nodeId: z.string().regex(/^[0-9a-f]{16}$/, "nodeId must be 16 hex digits"),
     hostname: z.string().max(255),
@@ -39,12 +40,12 @@ export function parseStreamRequest(body: string): StreamRequest {
   try {
     json = JSON.parse(body);
   } catch (err) {
-    throw new Error(`request body is not JSON: ${(err as Error).message}`);
+    throw new StreamError("STREAM_BAD_REQUEST", `request body is not JSON: ${(err as Error).message}`);
   }
   const parsed = streamRequestSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new Error(`invalid stream request: ${issue.path.join(".") || "body"}: ${issue.message}`);
+    throw new StreamError("STREAM_BAD_REQUEST", `invalid stream request: ${issue.path.join(".") || "body"}: ${issue.message}`);
   }
   const positions = new Map<string, Position>();
   for (const [name, text] of Object.entries(parsed.data.positions)) positions.set(name, Position.parse(text));

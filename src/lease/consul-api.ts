@@ -225,6 +225,6 @@ function bodyText(body: unknown): string {
 }
 
 /** A Go duration string Consul parses: "10s", or "1500ms" when not whole seconds. */
-export function goDuration(ms: number): string {
+function goDuration(ms: number): string {
   return Number.isInteger(ms / 1000) ? `${ms / 1000}s` : `${Math.round(ms)}ms`;
 }

@@ -4,6 +4,7 @@
  * one in. Inner loops keep 64-bit values as two 32-bit halves; BigInt only at the API edge.
  */
 import { open } from "node:fs/promises";
+import { lockPageNumber } from "../sqlite/db-header.js";
 import { Crc64 } from "./crc64.js";
 import { LtxError, hex16 } from "./errors.js";
 
@@ -11,13 +12,8 @@ import { LtxError, hex16 } from "./errors.js";
 export const CHECKSUM_FLAG = 1n << 63n;
 const FLAG_HI = 0x80000000;
 
-/** SQLite's PENDING_BYTE: the page holding it is the lock page. */
-export const PENDING_BYTE = 0x40000000;
-
-/** The page SQLite never writes (it holds the lock bytes); it is never checksummed either. */
-export function lockPgno(pageSize: number): number {
-  return Math.floor(PENDING_BYTE / pageSize) + 1;
-}
+/** The page SQLite never writes (it holds the lock bytes; SQLite's file format owns it): never checksummed either. */
+export const lockPgno = lockPageNumber;
 
 export function formatChecksum(c: bigint): string {
   return hex16(c);

@@ -10,7 +10,7 @@ export const HEADER_SIZE = 100;
 
 /** Flag bit 0: the page block is one LZ4 frame. No other bit is defined in format 1. */
 export const HEADER_FLAG_COMPRESS_LZ4 = 1;
-export const HEADER_FLAG_MASK = HEADER_FLAG_COMPRESS_LZ4;
+const HEADER_FLAG_MASK = HEADER_FLAG_COMPRESS_LZ4;
 
 const OFFSET_MAGIC = 0;
 const OFFSET_FLAGS = 4;

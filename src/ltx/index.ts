@@ -3,7 +3,7 @@ export { LTX_ERROR_CODES, LtxError, type LtxErrorCode } from "./errors.js";
 export { Crc64, Crc64Extension, crc64, crc64Extension } from "./crc64.js";
 export {
   CHECKSUM_FLAG,
-  PENDING_BYTE,
+
   RollingChecksum,
   databaseChecksum,
   databaseChecksumFile,

@@ -16,7 +16,7 @@ function libcFcntl(): Fcntl {
 /**
  * Marks every open descriptor of this process that refers to `devicePath` close-on-exec.
  * libfuse 2.9 opens /dev/fuse without O_CLOEXEC, so every child the daemon starts (the app,
- * exec commands, the apply agent) would hold the FUSE connection: a child stuck on the mount
+ * exec commands, the mount agent) would hold the FUSE connection: a child stuck on the mount
  * then keeps the connection alive after the daemon dies, and unmounting hangs in D state.
  * Returns how many descriptors were changed.
  */

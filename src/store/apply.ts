@@ -14,7 +14,7 @@ export interface ApplyFile {
   pageSize: number;
 }
 
-/** Writes the pages of installed LTX files into a database through the mount (the apply agent). */
+/** Writes the pages of installed LTX files into a database through the mount (the mount agent). */
 export interface PageWriter {
   /**
    * Applies `files` to `db` in order, under one hold of SQLite's locks: readers see the database
@@ -32,7 +32,7 @@ export interface ReceivedLtx {
   tmpPath: string;
 }
 
-/** Limits of one batch: files, and bytes of page data (what the apply agent holds decoded). */
+/** Limits of one batch: files, and bytes of page data (what the mount agent holds decoded). */
 export const MAX_BATCH_FILES = 512;
 export const MAX_BATCH_BYTES = 64 << 20;
 /** Up to this many files are fsynced one by one; a larger batch is made durable with one syncfs. */
@@ -167,11 +167,6 @@ export class LtxReceiver {
   }
 }
 
-/** A file applies to a database whose position is (min TXID - 1, pre-apply checksum). */
-export function checkFitsPosition(db: Database, header: LtxHeader): void {
-  checkFits(db.name, db.position, header);
-}
-
 function checkFits(name: string, pos: Position, header: LtxHeader): void {
   if (isSnapshot(header)) return;
   // A deletion leaves no pages behind, whatever they were: it fits any earlier position.
@@ -192,7 +187,7 @@ function checkFits(name: string, pos: Position, header: LtxHeader): void {
  *    A file is never visible under its final name before its bytes are on disk, so a crash never
  *    leaves a torn LTX for startup to trip on. Everything is installed before any page is written,
  *    so recovery after a crash mid-apply finds the batch's files and re-applies them;
- * 2. applied: the apply agent writes all their pages through the mount in one request, under one
+ * 2. applied: the mount agent writes all their pages through the mount in one request, under one
  *    hold of SQLite's locks;
  * 3. the page checksums and the position move file by file, each post-apply checksum checked, and
  *    listeners hear of each file (the same event as a local commit).
@@ -237,13 +232,8 @@ export async function applyReceivedBatch(db: Database, files: readonly ReceivedL
       }
     }
     if (isSnapshot(header)) db.ltx.remove(db.ltx.list().filter((f) => f.maxTxid !== header.maxTxid || f.minTxid !== 1));
-    db.notifyApplied(paths[i]);
+    db.notifyApplied(paths[i], header);
   }
-}
-
-/** One verified file on its own (a batch of one). */
-export async function applyReceivedLtx(db: Database, received: ReceivedLtx, writer: PageWriter): Promise<void> {
-  await applyReceivedBatch(db, [received], writer);
 }
 
 /**

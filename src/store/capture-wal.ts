@@ -27,12 +27,22 @@ export class WalCapture {
   private committedSum: WalChecksum = [0, 0];
   /** pgno → WAL offset of the latest committed frame of that page, this WAL generation. */
   readonly committedPages = new Map<number, number>();
+  /**
+   * pgno → checksums of every committed version of that page in this WAL generation: a
+   * checkpoint may copy any of them (readers can pin an older one), and nothing else.
+   */
+  private readonly committedVersions = new Map<number, bigint[]>();
 
   constructor(private readonly db: Database) {}
 
   /** The salts and the end of the committed frames: what recovery reconciles against. */
   get state(): { header: WalHeader | null; committedEnd: number } {
     return { header: this.header, committedEnd: this.committedEnd };
+  }
+
+  /** Page `pgno` with checksum `sum` is a version a committed transaction of this WAL wrote. */
+  isCommittedVersion(pgno: number, sum: bigint): boolean {
+    return this.committedVersions.get(pgno)?.includes(sum) ?? false;
   }
 
   afterWrite(position: number, length: number): void {
@@ -65,18 +75,7 @@ export class WalCapture {
     this.committedEnd = 0;
     this.committedSum = [0, 0];
     this.committedPages.clear();
-  }
-
-  /**
-   * Adopts an existing WAL whose committed frames are already reflected in the position (startup
-   * after recovery, or a replica): capture continues after `committedEnd`.
-   */
-  adopt(header: WalHeader, committedEnd: number, committedSum: WalChecksum, pages: ReadonlyMap<number, number>): void {
-    this.header = header;
-    this.committedEnd = committedEnd;
-    this.committedSum = committedSum;
-    this.committedPages.clear();
-    for (const [pgno, off] of pages) this.committedPages.set(pgno, off);
+    this.committedVersions.clear();
   }
 
   /** A new WAL header means a new generation: every earlier frame has been checkpointed. */
@@ -91,6 +90,7 @@ export class WalCapture {
     this.committedEnd = WAL_HEADER_SIZE;
     this.committedSum = header.checksum;
     this.committedPages.clear();
+    this.committedVersions.clear();
     return header;
   }
 
@@ -112,6 +112,7 @@ export class WalCapture {
         walSalt1: header.salt1,
         walSalt2: header.salt2,
         always: true,
+        onRecorded: (sums) => this.recordVersions(sums),
       });
       for (const [pgno, off] of tx.pages) this.committedPages.set(pgno, off);
       this.committedEnd = tx.offset + tx.size;
@@ -121,6 +122,14 @@ export class WalCapture {
     if (scan.end > this.committedEnd) {
       this.committedEnd = scan.end;
       this.committedSum = scan.checksum;
+    }
+  }
+
+  private recordVersions(sums: ReadonlyMap<number, bigint>): void {
+    for (const [pgno, sum] of sums) {
+      const versions = this.committedVersions.get(pgno);
+      if (!versions) this.committedVersions.set(pgno, [sum]);
+      else if (!versions.includes(sum)) versions.push(sum);
     }
   }
 }

@@ -22,13 +22,13 @@ export function readClusterId(dataDir: string): string | null {
     throw err;
   }
   if (!CLUSTER_ID_PATTERN.test(text)) {
-    throw new StoreError("STORE_BAD_LTX", `${file}: not a cluster ID (expected LFSC and 16 hex digits, found ${JSON.stringify(text.slice(0, 40))})`);
+    throw new StoreError("STORE_BAD_CLUSTER_ID", `${file}: not a cluster ID (expected LFSC and 16 hex digits, found ${JSON.stringify(text.slice(0, 40))})`);
   }
   return text;
 }
 
 export function writeClusterId(dataDir: string, id: string): void {
-  if (!CLUSTER_ID_PATTERN.test(id)) throw new StoreError("STORE_BAD_LTX", `refusing to store malformed cluster ID ${JSON.stringify(id)}`);
+  if (!CLUSTER_ID_PATTERN.test(id)) throw new StoreError("STORE_BAD_CLUSTER_ID", `refusing to store malformed cluster ID ${JSON.stringify(id)}`);
   const file = path.join(dataDir, FILE);
   fs.writeFileSync(`${file}.tmp`, `${id}\n`);
   fs.renameSync(`${file}.tmp`, file);

@@ -2,11 +2,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "pino";
 import { CHECKSUM_FLAG, Position, TRAILER_SIZE, decodeTrailer, lockPgno, pageChecksum, type LtxHeader, type LtxEncoder } from "../ltx/index.js";
-import { isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
+import { DB_HEADER_SIZE, isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
 import { BackingFile } from "./backing-file.js";
 import { JournalCapture } from "./capture-journal.js";
 import { WalCapture } from "./capture-wal.js";
 import { StoreError } from "./errors.js";
+import type { ChangeSource, CommitWait, StoreEvent } from "./events.js";
 import { LtxDirectory, type WrittenLtx } from "./ltx-directory.js";
 import { PageChecksums } from "./page-checksums.js";
 
@@ -20,14 +21,14 @@ export interface DatabaseOptions {
   skipSync: boolean;
   nodeId: bigint;
   logger: Logger;
+  /** Tells the Store what changed; for a local commit, answers what the commit must wait for. */
+  notify(ev: StoreEvent): CommitWait;
+  /** A database created on the mount that never held a committed page was refused its first write: remove it. */
+  discard(db: Database): void;
 }
 
-/** What a committed transaction changed, handed to listeners (replication, `-pos`). */
-export interface CommitEvent {
-  db: Database;
-  position: Position;
-  ltxPath: string;
-}
+/** Points an operator at the supported way to replace a database's contents. */
+const USE_IMPORT = "to replace a database, use `litefs import`";
 
 /** Pages of a transaction as the capture layers hand them over: sorted by pgno. */
 export interface TransactionPages {
@@ -40,6 +41,8 @@ export interface TransactionPages {
   walSalt2?: number;
   /** Record the transaction even if it left every page as it was (a WAL commit is never a rollback). */
   always?: boolean;
+  /** Receives the checksum of every page the transaction wrote, once it is recorded. */
+  onRecorded?(sums: ReadonlyMap<number, bigint>): void;
 }
 
 /**
@@ -62,7 +65,8 @@ export class Database {
   /** Strictly increasing ms timestamp of the last position change (the `-pos` file's mtime). */
   positionChangedAt = Date.now();
   private deleted = false;
-  private readonly listeners = new Set<(ev: CommitEvent) => void>();
+  /** What the local commits of the current FUSE request wait for (see CommitWait). */
+  private commitWait: CommitWait = null;
 
   constructor(private readonly opts: DatabaseOptions) {
     this.name = opts.name;
@@ -92,9 +96,9 @@ export class Database {
     return !this.deleted && this.files.database.exists();
   }
 
-  onCommit(fn: (ev: CommitEvent) => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+  /** Pages this database holds as of its position (0: nothing committed, or dropped). */
+  get committedPages(): number {
+    return this.checksums.pageCount;
   }
 
   /** Set by recovery and by replica apply: the position the files now hold. */
@@ -135,44 +139,53 @@ export class Database {
     return file.read(buf, length, position);
   }
 
-  write(kind: FileKind, buf: Uint8Array, length: number, position: number): void {
+  /**
+   * A write on the primary. Returns what SQLite must wait for before it hears the write
+   * completed, when the write completed a commit and something holds commits (else null).
+   */
+  write(kind: FileKind, buf: Uint8Array, length: number, position: number): CommitWait {
+    this.assertNotDeleted("write", kind);
     switch (kind) {
       case "database":
         this.writeDatabase(buf, length, position);
-        return;
+        break;
       case "journal":
         this.journal.beforeJournalWrite(buf, length, position);
         this.files.journal.write(buf, length, position);
         this.journal.afterJournalWrite(buf, length, position);
-        return;
+        break;
       case "wal":
         this.files.wal.write(buf, length, position);
         this.wal.afterWrite(position, length);
-        return;
+        break;
       case "shm":
         this.files.shm.write(buf, length, position);
-        return;
+        break;
     }
+    return this.takeCommitWait();
   }
 
-  truncate(kind: FileKind, size: number): void {
+  /** A truncation on the primary; returns as `write` does. */
+  truncate(kind: FileKind, size: number): CommitWait {
+    this.assertNotDeleted("truncate", kind);
     switch (kind) {
       case "journal":
         if (size === 0) this.journal.onInvalidate("truncate");
         this.files.journal.truncate(size);
-        return;
+        break;
       case "wal":
         this.files.wal.truncate(size);
         this.wal.afterTruncate(size);
-        return;
+        break;
       case "database":
-        this.journal.onDatabaseTruncate(size);
+        this.checkDatabaseTruncate(size);
         this.files.database.truncate(size);
-        return;
+        break;
       case "shm":
         this.files.shm.truncate(size);
-        return;
+        break;
     }
+    return this.takeCommitWait();
   }
 
   sync(kind: FileKind): void {
@@ -184,52 +197,94 @@ export class Database {
     else this.files[kind].open(true);
   }
 
-  unlink(kind: FileKind): void {
+  /** An unlink on the primary; returns as `write` does. */
+  unlink(kind: FileKind): CommitWait {
     switch (kind) {
       case "journal":
         this.journal.onInvalidate("unlink");
         this.files.journal.unlink();
-        return;
+        break;
       case "wal":
         this.files.wal.unlink();
         this.wal.afterTruncate(0);
-        return;
+        break;
       case "shm":
         this.files.shm.unlink();
-        return;
+        break;
       case "database":
         this.drop();
-        return;
+        break;
     }
+    return this.takeCommitWait();
   }
 
+  private takeCommitWait(): CommitWait {
+    const wait = this.commitWait;
+    this.commitWait = null;
+    return wait;
+  }
+
+  /**
+   * Every change to the database file must be part of a SQLite transaction: a write while a
+   * rollback journal is active, or a WAL checkpoint copying committed pages. Anything else
+   * (journal_mode OFF, `echo > db`, `dd`, a non-SQLite file) is refused before it touches a byte.
+   */
   private writeDatabase(buf: Uint8Array, length: number, position: number): void {
-    if (position === 0 && length >= 16 && !isDatabaseHeader(buf.subarray(0, Math.min(length, 100)))) {
-      throw new StoreError(
-        "STORE_NOT_A_DATABASE",
-        `${this.name}: refusing write at offset 0: not a SQLite database (header magic missing); only SQLite databases can live on this mount`,
-      );
+    if (position === 0 && length >= 16 && !isDatabaseHeader(buf.subarray(0, Math.min(length, DB_HEADER_SIZE)))) {
+      this.refuse("STORE_NOT_A_DATABASE", "refusing write at offset 0: not a SQLite database (header magic missing); only SQLite databases can live on this mount");
     }
-    if (position === 0 && length >= 100) this.pageSize = parseDatabaseHeader(buf.subarray(0, 100)).pageSize;
+    if (position === 0 && length >= DB_HEADER_SIZE) this.pageSize = parseDatabaseHeader(buf.subarray(0, DB_HEADER_SIZE)).pageSize;
     if (this.pageSize === 0) this.refreshPageSize();
-    if (this.pageSize === 0) {
-      throw new StoreError("STORE_NOT_A_DATABASE", `${this.name}: write at offset ${position} before page 1 holds a SQLite header`);
-    }
+    if (this.pageSize === 0) this.refuse("STORE_NOT_A_DATABASE", `write at offset ${position} before page 1 holds a SQLite header`);
     if (this.journal.active) {
       this.journal.onDatabaseWrite(position, length);
-    } else if (!this.isWalModeWrite(buf, length, position)) {
-      throw new StoreError(
+    } else if (!this.isCheckpointWrite(buf, length, position)) {
+      this.refuse(
         "STORE_WRITE_OUTSIDE_TRANSACTION",
-        `${this.name}: database written without a rollback journal; journal_mode OFF and MEMORY cannot be replicated (use DELETE, TRUNCATE, PERSIST or WAL)`,
+        `database written outside a SQLite transaction (no rollback journal, not a WAL checkpoint of committed pages): refused; ` +
+          `journal_mode OFF and MEMORY cannot be replicated (use DELETE, TRUNCATE, PERSIST or WAL); ${USE_IMPORT}`,
       );
     }
     this.files.database.write(buf, length, position);
   }
 
-  /** Outside a journal transaction, only WAL checkpoints may write the database file. */
-  private isWalModeWrite(buf: Uint8Array, length: number, position: number): boolean {
-    if (position === 0 && length >= 100) return parseDatabaseHeader(buf.subarray(0, 100)).writeVersion === 2;
-    return this.isWalMode();
+  /** A WAL checkpoint writes whole pages, each a version some committed transaction of this WAL left. */
+  private isCheckpointWrite(buf: Uint8Array, length: number, position: number): boolean {
+    const pageSize = this.pageSize;
+    if (position % pageSize !== 0 || length % pageSize !== 0) return false;
+    for (let off = 0; off < length; off += pageSize) {
+      const pgno = (position + off) / pageSize + 1;
+      const sum = pageChecksum(pgno, buf.subarray(off, off + pageSize));
+      if (sum !== this.checksums.get(pgno) && !this.wal.isCommittedVersion(pgno, sum)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * SQLite cuts the database file inside a journal transaction, or to the committed size right
+   * after a commit (VACUUM in DELETE mode: after the journal is gone) or at a WAL checkpoint.
+   * Cutting to the committed size changes no committed page; any other size would.
+   */
+  private checkDatabaseTruncate(size: number): void {
+    if (this.journal.active || size === this.files.database.size()) return;
+    if (size === this.committedPages * this.pageSize) return;
+    this.refuse(
+      "STORE_WRITE_OUTSIDE_TRANSACTION",
+      `refusing to change the database file's size to ${size} bytes outside a SQLite transaction; ${USE_IMPORT}`,
+    );
+  }
+
+  /** Throws the refusal; a database created on the mount that never held a committed page goes away with it. */
+  private refuse(code: "STORE_NOT_A_DATABASE" | "STORE_WRITE_OUTSIDE_TRANSACTION", why: string): never {
+    if (this.committedPages === 0 && !this.deleted) {
+      this.deleted = true;
+      this.opts.discard(this);
+    }
+    throw new StoreError(code, `${this.name}: ${why}`);
+  }
+
+  private assertNotDeleted(op: string, kind: FileKind): void {
+    if (this.deleted) throw new StoreError("STORE_NOT_FOUND", `${this.name}: ${op} of ${kind} refused: the database was dropped or discarded`);
   }
 
   // ---- commit capture (called by capture-journal / capture-wal) ------------------------------
@@ -285,7 +340,8 @@ export class Database {
     this.checksums.apply(newSums, tx.commit);
     this.pos = new Position(txid, postApply);
     this.deleted = false;
-    this.emit(written.path);
+    tx.onRecorded?.(newSums);
+    this.emitCommit("local", written.path, header.timestamp, tx.commit);
     return written;
   }
 
@@ -310,7 +366,7 @@ export class Database {
       };
       const written = this.ltx.write(header, this.opts.compress, () => CHECKSUM_FLAG);
       this.pos = new Position(txid, CHECKSUM_FLAG);
-      this.emit(written.path);
+      this.emitCommit("local", written.path, header.timestamp, 0);
     }
     this.checksums.clear();
     this.deleted = true;
@@ -318,11 +374,12 @@ export class Database {
     this.wal.reset();
     for (const kind of ["journal", "wal", "shm", "database"] as const) this.files[kind].unlink();
     this.log.info({ txid: this.pos.txid }, "database dropped");
+    this.opts.notify({ type: "dropped", db: this, source: "local", position: this.pos });
   }
 
   // ---- replica side: changes received from the primary ---------------------------------------
 
-  /** A write by the apply agent through the mount: already captured on the primary. */
+  /** A write by the mount agent through the mount: already captured on the primary. */
   applyWrite(kind: FileKind, buf: Uint8Array, length: number, position: number): void {
     this.files[kind].write(buf, length, position);
   }
@@ -344,9 +401,10 @@ export class Database {
     this.log.info({ txid: position.txid }, "database dropped by the primary");
   }
 
-  /** Tells listeners that a received file was applied (same event as a local commit). */
-  notifyApplied(ltxPath: string): void {
-    this.emit(ltxPath);
+  /** Tells listeners that a received file was applied (the same event as a local commit). */
+  notifyApplied(ltxPath: string, header: Pick<LtxHeader, "timestamp" | "commit" | "pageSize">): void {
+    this.emitCommit("applied", ltxPath, header.timestamp, header.commit, header.pageSize);
+    if (header.commit === 0) this.opts.notify({ type: "dropped", db: this, source: "applied", position: this.pos });
   }
 
   /**
@@ -377,16 +435,10 @@ export class Database {
     for (const f of Object.values(this.files)) f.close();
   }
 
-  private emit(ltxPath: string): void {
+  private emitCommit(source: ChangeSource, ltxPath: string, timestamp: number, commit: number, pageSize = this.pageSize): void {
     this.touchPosition();
-    const ev: CommitEvent = { db: this, position: this.pos, ltxPath };
-    for (const fn of this.listeners) {
-      try {
-        fn(ev);
-      } catch (err) {
-        this.log.error({ err }, "commit listener failed");
-      }
-    }
+    const wait = this.opts.notify({ type: "commit", db: this, source, position: this.pos, pageSize, commit, timestamp, ltxPath });
+    if (wait) this.commitWait = this.commitWait ? this.commitWait.then(() => wait) : wait;
   }
 }
 

@@ -2,11 +2,12 @@ import { LitefsError } from "../errors.js";
 
 export type StoreErrorCode =
   | "STORE_NOT_A_DATABASE" // page 1 written without the SQLite header
-  | "STORE_UNALIGNED_WRITE" // a database write that does not fit the page size
-  | "STORE_WRITE_OUTSIDE_TRANSACTION" // rollback-mode write with no journal (journal_mode OFF/MEMORY)
+  | "STORE_WRITE_OUTSIDE_TRANSACTION" // a change to the database file that is not part of a SQLite transaction
   | "STORE_READ_ONLY" // write on a replica
   | "STORE_CHECKSUM_MISMATCH" // database pages do not match the last LTX
   | "STORE_BAD_LTX" // an LTX file on disk that cannot be used
+  | "STORE_BAD_NODE_ID" // data.dir/id does not hold a node ID
+  | "STORE_BAD_CLUSTER_ID" // data.dir/clusterid, or a cluster ID given to store, is malformed
   | "STORE_BAD_NAME" // database name not allowed
   | "STORE_NOT_FOUND"
   | "STORE_POSITION_MISMATCH" // an LTX that does not follow the current position

@@ -2,8 +2,9 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "pino";
-import { Database, type CommitEvent } from "./database.js";
+import { Database } from "./database.js";
 import { StoreError } from "./errors.js";
+import type { CommitEvent, CommitWait, StoreEvent } from "./events.js";
 import { recoverDatabase } from "./recover.js";
 import { enforceRetention } from "./retention.js";
 
@@ -19,21 +20,22 @@ export interface StoreOptions {
 const NODE_ID_FILE = "id";
 const DBS_DIR = "dbs";
 
+/** Holds local commits until it resolves (see CommitWait); installed by the node (sync replication, test gate). */
+export type CommitBarrier = (ev: CommitEvent) => CommitWait;
+
 /**
- * All databases of this node (data.dir/dbs/<name>/), whether this node is the primary, and what
- * the adapters need to present them. The core of the system: knows nothing of FUSE or HTTP.
+ * All databases of this node (data.dir/dbs/<name>/) and the changes made to them, told in order
+ * to subscribers. The core of the system: knows nothing of FUSE, HTTP or leases; which node may
+ * write is the Node's business (src/node/).
  */
 export class Store {
   readonly dataDir: string;
   readonly nodeId: bigint;
   readonly log: Logger;
-  private primary = false;
   private readonly dbs = new Map<string, Database>();
-  private readonly listeners = new Set<(ev: CommitEvent) => void>();
+  private readonly listeners = new Set<(ev: StoreEvent) => void>();
+  private commitBarrier: CommitBarrier | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
-  private primaryHost: string | null = null;
-  private lagProvider: () => number = () => 0;
-  private status = Date.now();
 
   constructor(private readonly opts: StoreOptions) {
     this.dataDir = path.resolve(opts.dataDir);
@@ -54,17 +56,6 @@ export class Store {
     this.log.info({ databases: this.dbs.size }, "store opened");
   }
 
-  get isPrimary(): boolean {
-    return this.primary;
-  }
-
-  setPrimary(primary: boolean): void {
-    if (primary !== this.primary) this.log.info({ primary }, primary ? "this node is now the primary" : "this node is now a replica");
-    if (primary !== this.primary) this.primaryHost = null; // learnt again from the next stream
-    this.primary = primary;
-    this.bumpStatus();
-  }
-
   /** Databases that exist (not dropped), by name. */
   databaseNames(): string[] {
     return [...this.dbs.values()].filter((db) => db.exists).map((db) => db.name);
@@ -73,6 +64,11 @@ export class Store {
   database(name: string): Database | undefined {
     const db = this.dbs.get(name);
     return db?.exists ? db : undefined;
+  }
+
+  /** Databases that hold committed transactions or were dropped (they keep their position). */
+  knownDatabases(): Database[] {
+    return [...this.dbs.values()].filter((db) => db.position.txid > 0);
   }
 
   /** Every database this node knows of, including dropped ones (they keep their position). */
@@ -101,40 +97,47 @@ export class Store {
     }
     db.markCreated();
     this.log.info({ db: name }, "database created");
+    this.notify({ type: "created", db });
     return db;
   }
 
-  onCommit(fn: (ev: CommitEvent) => void): () => void {
+  /** Every change, in order; returns an unsubscribe. */
+  subscribe(fn: (ev: StoreEvent) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
 
-  // ---- replica status shown in .primary / .lag ----------------------------------------------
-
-  primaryHostname(): string | null {
-    return this.primary ? null : this.primaryHost;
+  /** Commits only (local ones and applied files, drops included). */
+  onCommit(fn: (ev: CommitEvent) => void): () => void {
+    return this.subscribe((ev) => {
+      if (ev.type === "commit") fn(ev);
+    });
   }
 
-  setPrimaryHostname(host: string | null): void {
-    if (host !== this.primaryHost) this.bumpStatus();
-    this.primaryHost = host;
+  /** What local commits wait for before SQLite hears they completed; null: nothing (the default). */
+  setCommitBarrier(barrier: CommitBarrier | null): void {
+    this.commitBarrier = barrier;
   }
 
-  lagMs(): number {
-    return this.primary ? 0 : this.lagProvider();
+  private notify(ev: StoreEvent): CommitWait {
+    for (const fn of this.listeners) {
+      try {
+        fn(ev);
+      } catch (err) {
+        this.log.error({ err, event: ev.type }, "store listener failed");
+      }
+    }
+    return ev.type === "commit" && ev.source === "local" && this.commitBarrier ? this.commitBarrier(ev) : null;
   }
 
-  setLagProvider(fn: () => number): void {
-    this.lagProvider = fn;
-  }
-
-  /** Moves whenever `.primary` may have changed; `.lag` changes continuously, so it moves per second too. */
-  statusVersion(): number {
-    return Math.max(this.status, Math.floor(Date.now() / 1000) * 1000);
-  }
-
-  private bumpStatus(): void {
-    this.status = Math.max(Date.now(), this.status + 1);
+  /** A database created on the mount whose first write was refused leaves nothing behind. */
+  private discard(db: Database): void {
+    for (const kind of ["journal", "wal", "shm", "database"] as const) db.files[kind].unlink();
+    if (db.position.txid === 0) {
+      this.dbs.delete(db.name);
+      fs.rmSync(db.dir, { recursive: true, force: true });
+    }
+    this.log.warn({ db: db.name }, "database created on the mount was refused its first write: removed");
   }
 
   // ---- retention ----------------------------------------------------------------------------
@@ -168,18 +171,17 @@ export class Store {
       skipSync: this.opts.skipSync,
       nodeId: this.nodeId,
       logger: this.log,
+      notify: (ev) => this.notify(ev),
+      discard: (d) => this.discard(d),
     });
     fs.mkdirSync(db.dir, { recursive: true });
     db.ltx.ensure();
-    db.onCommit((ev) => {
-      for (const fn of this.listeners) fn(ev);
-    });
     return db;
   }
 }
 
 /** A database name is one file name in the mount's root, not one of the names the mount owns. */
-export function validateDatabaseName(name: string): void {
+function validateDatabaseName(name: string): void {
   const problem =
     name.length === 0
       ? "empty name"
@@ -200,7 +202,7 @@ function readOrCreateNodeId(dataDir: string): bigint {
   try {
     const text = fs.readFileSync(file, "utf8").trim();
     if (/^[0-9a-f]{16}$/.test(text)) return BigInt(`0x${text}`);
-    throw new StoreError("STORE_BAD_LTX", `${file}: expected 16 hex digits, found ${JSON.stringify(text.slice(0, 40))}`);
+    throw new StoreError("STORE_BAD_NODE_ID", `${file}: expected 16 hex digits, found ${JSON.stringify(text.slice(0, 40))}`);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }

@@ -19,7 +19,7 @@ const program = (name: string) => path.join(ROOT, "test/support/programs", name)
 
 describe("replica readers never see a torn transaction", () => {
   for (const mode of ["delete", "wal"]) {
-    it(`thousands of transfers on the primary keep the total constant on every replica (${mode})`, async () => {
+    it(`thousands of transfers on the primary keep the total constant on every replica (${mode})`, { timeout: 240_000 }, async () => {
       const name = `bank-${mode}.db`;
       const accounts = 50;
       // Create the accounts first so readers have something to open.

@@ -33,6 +33,8 @@ export interface NodeConfig {
   promote?: boolean;
   /** Consul lease: the URL this node advertises (default: its own API port). */
   advertiseUrl?: string;
+  /** Extra environment for the daemon (e.g. LITEFS_TEST_HOOKS=1). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -102,7 +104,7 @@ export class LitefsNode {
     this.logs = "";
     const proc = spawn(process.execPath, [CLI, "mount", "-config", this.configPath, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env },
+      env: { ...process.env, ...this.config.env },
     });
     this.proc = proc;
     proc.stdout!.on("data", (d) => (this.logs += d.toString()));

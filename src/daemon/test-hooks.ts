@@ -1,0 +1,40 @@
+import type { Logger } from "pino";
+import type { Route } from "../http/server.js";
+import { sendJson } from "../http/server.js";
+import { HttpError } from "../http/errors.js";
+import type { Store } from "../store/store.js";
+
+/**
+ * Routes that exist only when the daemon runs with LITEFS_TEST_HOOKS=1 (the test suite): a gate
+ * that holds the completion of local commits, to prove that a commit can wait while the mount
+ * keeps serving everything else.
+ *
+ *   POST /test/commit-gate?state=closed   commits from now on wait (each logs "commit held by the test gate")
+ *   POST /test/commit-gate?state=open     releases every held commit; later ones pass at once
+ */
+export function testRoutes(store: Store, log: Logger): Record<string, Route> {
+  let open: Promise<void> | null = null;
+  let release: (() => void) | null = null;
+  return {
+    "POST /test/commit-gate": async (req, res, url) => {
+      req.resume();
+      const state = url.searchParams.get("state");
+      if (state === "closed") {
+        if (!open) open = new Promise<void>((resolve) => (release = resolve));
+        const gate = open;
+        store.setCommitBarrier((ev) => {
+          log.info({ db: ev.db.name, txid: ev.position.txid }, "commit held by the test gate");
+          return gate;
+        });
+      } else if (state === "open") {
+        store.setCommitBarrier(null);
+        release?.();
+        open = null;
+        release = null;
+      } else {
+        throw new HttpError("HTTP_BAD_REQUEST", "state must be closed or open");
+      }
+      sendJson(res, 200, { state });
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import type { Database, FileKind } from "../store/database.js";
+import { StoreError } from "../store/errors.js";
+import type { CommitWait } from "../store/events.js";
+import type { WriteAuthority } from "../store/write-authority.js";
+
+/**
+ * What one open handle may do to its file: decided once at open, from the database's write
+ * authority, the file's kind and who opened it, and checked again on every write (authority
+ * changes under open handles: a primary that loses its lease refuses writes at once).
+ */
+export type HandleAccess =
+  /** No writes: a read-only open, or a replica's WAL reader that opened -wal read-write. */
+  | "read"
+  /** The primary: every commit is captured into an LTX file. */
+  | "captured"
+  /** The node's mount agent on a replica: pages already captured on the primary, and repairs. */
+  | "apply"
+  /** A replica's -shm: SQLite readers' read marks and wal-index. */
+  | "index";
+
+/**
+ * The one decision (DESIGN.md section 8). `fromMountAgent` looks at the caller's process ID as
+ * the kernel reports it, never at anything the caller chooses (an open flag, a name); it is
+ * asked only on a replica. Null: the open is refused (EACCES).
+ */
+export function accessFor(authority: WriteAuthority, kind: FileKind, wantsWrite: boolean, fromMountAgent: () => boolean): HandleAccess | null {
+  if (!wantsWrite) return "read";
+  switch (authority) {
+    case "primary":
+      return "captured";
+    case "replica":
+      if (fromMountAgent()) return "apply";
+      if (kind === "shm") return "index";
+      // SQLite's WAL readers open -wal read-write even on a read-only connection; they never write it.
+      if (kind === "wal") return "read";
+      return null;
+  }
+}
+
+/** May a process create this file? Replicas let WAL readers create -wal and -shm (and the mount agent its -shm). */
+export function mayCreate(authority: WriteAuthority, kind: FileKind): boolean {
+  return authority === "primary" || kind === "wal" || kind === "shm";
+}
+
+/** The authority a handle's access needs right now; a mismatch refuses the write. */
+function stillAllowed(access: HandleAccess, authority: WriteAuthority): boolean {
+  switch (access) {
+    case "read":
+      return false;
+    case "captured":
+      return authority === "primary";
+    case "apply":
+      return authority !== "primary";
+    case "index":
+      return true;
+  }
+}
+
+function readOnly(db: Database, kind: FileKind, op: string, authority: WriteAuthority): StoreError {
+  const why = authority === "primary" ? "this handle was opened read-only" : "this node is a replica (write on the primary)";
+  return new StoreError("STORE_READ_ONLY", `${db.name}: ${op} of ${kind} refused: ${why}`);
+}
+
+/** A write through a handle with `access`; returns what the reply must wait for (see CommitWait). */
+export function writeWith(access: HandleAccess, authority: WriteAuthority, db: Database, kind: FileKind, buf: Buffer, len: number, pos: number): CommitWait {
+  if (!stillAllowed(access, authority)) throw readOnly(db, kind, "write", authority);
+  if (access === "apply") {
+    db.applyWrite(kind, buf, len, pos);
+    return null;
+  }
+  return db.write(kind, buf, len, pos);
+}
+
+export function truncateWith(access: HandleAccess, authority: WriteAuthority, db: Database, kind: FileKind, size: number): CommitWait {
+  if (!stillAllowed(access, authority)) throw readOnly(db, kind, "truncate", authority);
+  if (access === "apply") {
+    db.applyTruncate(kind, size);
+    return null;
+  }
+  return db.truncate(kind, size);
+}
+
+/**
+ * An unlink by any process. On a replica only SQLite's own leftovers may go: the -shm, and a
+ * -wal with no frames in it (WAL readers create it empty).
+ */
+export function unlinkWith(authority: WriteAuthority, db: Database, kind: FileKind): CommitWait {
+  if (authority !== "primary" && kind !== "shm" && !(kind === "wal" && db.files.wal.size() === 0)) throw readOnly(db, kind, "unlink", authority);
+  return db.unlink(kind);
+}

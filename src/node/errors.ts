@@ -1,0 +1,25 @@
+import { LitefsError } from "../errors.js";
+
+export type NodeErrorCode =
+  /** The operation needs the primary and this node is not it. */
+  | "NODE_NOT_PRIMARY"
+  /** This node can never become primary (lease.candidate is false). */
+  | "NODE_NOT_CANDIDATE"
+  /** There is no primary to ask (promotion). */
+  | "NODE_NO_PRIMARY"
+  /** A static lease is fixed by config. */
+  | "NODE_HANDOFF_UNSUPPORTED"
+  /** The target is not connected, not a candidate, or went away mid-handoff; or the primary refused. */
+  | "NODE_HANDOFF_FAILED"
+  /** The primary agreed to hand over but this node did not become primary in time. */
+  | "NODE_PROMOTION_TIMEOUT"
+  /** This node's cluster ID and the lease's differ. */
+  | "NODE_CLUSTER_MISMATCH";
+
+export class NodeError extends LitefsError {
+  declare readonly code: NodeErrorCode;
+
+  constructor(code: NodeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}

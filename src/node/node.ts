@@ -1,0 +1,476 @@
+import type { Logger } from "pino";
+import { isLeaseError, type Lease, type Leaser, type PrimaryInfo } from "../lease/index.js";
+import { generateClusterId, readClusterId, writeClusterId } from "../store/cluster-id.js";
+import type { StoreEvent } from "../store/events.js";
+import type { MountWriter, RepairJob } from "../store/mount-writer.js";
+import type { Store } from "../store/store.js";
+import type { WriteAuthority } from "../store/write-authority.js";
+import { NodeError } from "./errors.js";
+import { NodeEvents, type NodeEvent, type NodeRole } from "./events.js";
+import { ConnectedReplicas } from "./replicas.js";
+import type { PeerApi, ReplicaClient, ReplicaSession } from "./seams.js";
+
+export interface NodeOptions {
+  store: Store;
+  leaser: Leaser;
+  /** Repairs what SQLite clients left in flight when this node stops being the primary. */
+  mountWriter: Pick<MountWriter, "repair">;
+  replicaClient: ReplicaClient;
+  peers: PeerApi;
+  log: Logger;
+  hostname: string;
+  candidate: boolean;
+  /** lease.promote: once caught up, ask the primary to hand its lease to this node. */
+  promote: boolean;
+  reconnectDelayMs: number;
+}
+
+/** How long a primary stopping cleanly tries to hand its lease over before it just releases it. */
+const SHUTDOWN_HANDOFF_MS = 5000;
+/** How long POST /promote waits for this node to become primary once the primary agreed. */
+const PROMOTION_WAIT_MS = 10_000;
+
+/** What /info reports about a node. */
+export interface NodeInfo {
+  hostname: string;
+  nodeId: string;
+  clusterId: string | null;
+  role: NodeRole;
+  isPrimary: boolean;
+  primary: string | null;
+  lagMs: number;
+  replicas: Array<{ hostname: string; nodeId: string; candidate: boolean }>;
+  databases: Record<string, { position: string; exists: boolean }>;
+}
+
+/**
+ * One node's state, with one owner (DESIGN.md section 8): its role, who the primary is, the
+ * replicas connected to it, handoff and promotion, the write authority the FUSE adapter asks for,
+ * and the ordered event stream everything else reads. Nothing else changes the role.
+ *
+ * The lease loop (DESIGN.md section 7) drives it: a candidate without a primary acquires the
+ * lease and serves as primary until the lease is lost, handed off or closed; otherwise the node
+ * streams from whoever holds it. Losing the lease makes the node read-only at once, before
+ * anything else happens, so a primary that cannot renew stops writing before another node can
+ * acquire.
+ *
+ * Seams: the Leaser, the replica client (stream from the primary), the peer API (promotion) and
+ * the mount writer (repairs): the Node imports no adapter.
+ */
+export class Node {
+  readonly events: NodeEvents;
+  readonly replicas = new ConnectedReplicas();
+  readonly nodeIdHex: string;
+  private currentRole: NodeRole = "replica";
+  /** The primary is handing its lease over: read-only meanwhile, writable again if that fails. */
+  private writesPaused = false;
+  private knownPrimary: string | null = null;
+  private status = Date.now();
+  private stopped = false;
+  private lease: Lease | null = null;
+  private session: ReplicaSession | null = null;
+  private endReplicaTerm: (() => void) | null = null;
+  private handedLeaseId: string | null = null;
+  private loop: Promise<void> | null = null;
+  private readyWaiters: Array<() => void> = [];
+  private ready = false;
+  private readonly unsubscribeStore: () => void;
+
+  constructor(private readonly opts: NodeOptions) {
+    this.nodeIdHex = opts.store.nodeId.toString(16).padStart(16, "0");
+    this.events = new NodeEvents((err, ev) => opts.log.error({ err, event: ev.type }, "node event subscriber failed"));
+    this.unsubscribeStore = opts.store.subscribe((ev) => this.events.emit(fromStore(ev)));
+  }
+
+  // ---- state the adapters read --------------------------------------------------------------
+
+  get role(): NodeRole {
+    return this.currentRole;
+  }
+
+  get isPrimary(): boolean {
+    return this.currentRole === "primary";
+  }
+
+  get hostname(): string {
+    return this.opts.hostname;
+  }
+
+  /** Asked by the FUSE adapter on every open and write. */
+  writeAuthority(_db: string): WriteAuthority {
+    return this.currentRole === "primary" && !this.writesPaused ? "primary" : "replica";
+  }
+
+  /** The primary's hostname while this replica knows it (`.primary`); null on the primary. */
+  primaryHostname(): string | null {
+    return this.isPrimary ? null : this.knownPrimary;
+  }
+
+  lagMs(): number {
+    return this.isPrimary ? 0 : (this.session?.lagMs() ?? 0);
+  }
+
+  /** Moves whenever `.primary` may have changed; `.lag` changes continuously, so it moves per second too. */
+  statusVersion(): number {
+    return Math.max(this.status, Math.floor(Date.now() / 1000) * 1000);
+  }
+
+  info(): NodeInfo {
+    const { store } = this.opts;
+    return {
+      hostname: this.opts.hostname,
+      nodeId: this.nodeIdHex,
+      clusterId: readClusterId(store.dataDir),
+      role: this.currentRole,
+      isPrimary: this.isPrimary,
+      primary: this.isPrimary ? this.opts.hostname : this.knownPrimary,
+      lagMs: this.lagMs(),
+      replicas: this.replicas.list().map((r) => ({ ...r.identity })),
+      databases: Object.fromEntries(store.knownDatabases().map((db) => [db.name, { position: db.position.toString(), exists: db.exists }])),
+    };
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Resolves when the node is primary, or a replica that has caught up once. */
+  waitUntilReady(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /**
+   * Read-only at once; a primary hands its lease to a connected candidate (the lease loop does
+   * not start another term meanwhile); then everything stops.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.setRole("stopping", "shutting down");
+    await this.handOverOnShutdown();
+    this.endReplicaTerm?.();
+    await this.session?.stop();
+    const lease = this.lease;
+    if (lease) {
+      this.demote("shutting down");
+      await lease.close().catch((err) => this.opts.log.warn({ err }, "releasing the lease failed"));
+    }
+    await this.loop;
+    this.unsubscribeStore();
+  }
+
+  // ---- handoff and promotion ------------------------------------------------------------------
+
+  /** On the primary: passes the lease to a connected candidate replica (node ID or hostname). */
+  async handoff(target: string): Promise<void> {
+    const lease = this.lease;
+    if (!lease) throw new NodeError("NODE_NOT_PRIMARY", "this node is not the primary");
+    if (this.opts.leaser.type === "static") {
+      throw new NodeError("NODE_HANDOFF_UNSUPPORTED", "a static lease cannot be handed off: change lease.candidate in the config instead");
+    }
+    try {
+      await lease.handoff(target);
+    } catch (err) {
+      if (!lease.signal.aborted) this.resumeWrites();
+      throw err instanceof NodeError ? err : new NodeError("NODE_HANDOFF_FAILED", (err as Error).message, { cause: err });
+    }
+  }
+
+  /** Makes this candidate the primary: the current primary hands its lease over. */
+  async promote(): Promise<{ changed: boolean }> {
+    if (this.isPrimary) return { changed: false };
+    const becamePrimary = this.waitForRole("primary", PROMOTION_WAIT_MS);
+    try {
+      await this.requestPromotion();
+      await becamePrimary.promise;
+    } finally {
+      becamePrimary.cancel();
+    }
+    return { changed: true };
+  }
+
+  /** Asks the current primary to hand the lease to this node (lease.promote, POST /promote). */
+  private async requestPromotion(): Promise<void> {
+    const { leaser, log } = this.opts;
+    if (this.isPrimary) return;
+    if (!this.opts.candidate) throw new NodeError("NODE_NOT_CANDIDATE", "this node is not a candidate (lease.candidate is false): it cannot become primary");
+    const info = await leaser.primaryInfo();
+    if (!info) throw new NodeError("NODE_NO_PRIMARY", "there is no primary to hand over the lease");
+    try {
+      await this.opts.peers.requestHandoff(info, this.nodeIdHex);
+    } catch (err) {
+      throw new NodeError("NODE_HANDOFF_FAILED", `primary ${info.hostname} refused the handoff: ${(err as Error).message}`, { cause: err });
+    }
+    log.info({ primary: info.hostname }, "primary agreed to hand over its lease");
+  }
+
+  private waitForRole(role: NodeRole, timeoutMs: number): { promise: Promise<void>; cancel: () => void } {
+    let cancel = () => undefined as void;
+    const promise = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new NodeError("NODE_PROMOTION_TIMEOUT", `the primary agreed to hand over, but this node did not become ${role} within ${timeoutMs / 1000}s`)),
+        timeoutMs,
+      );
+      const unsubscribe = this.events.subscribe((ev) => {
+        if (ev.type === "role" && ev.role === role) {
+          cancel();
+          resolve();
+        }
+      });
+      cancel = () => {
+        clearTimeout(timer);
+        unsubscribe();
+      };
+    });
+    promise.catch(() => undefined);
+    return { promise, cancel: () => cancel() };
+  }
+
+  /** A primary that stops cleanly hands its lease to a connected candidate instead of letting it expire. */
+  private async handOverOnShutdown(): Promise<void> {
+    const lease = this.lease;
+    const target = this.replicas.candidates()[0];
+    if (!lease || !target || this.opts.leaser.type === "static") return;
+    try {
+      await withTimeout(lease.handoff(target.identity.nodeId), SHUTDOWN_HANDOFF_MS);
+      this.opts.log.info({ node: target.identity.nodeId, replica: target.identity.hostname }, "handed the lease over before shutting down");
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, "handoff on shutdown failed; releasing the lease instead");
+      this.resumeWrites();
+    }
+  }
+
+  /** The lease's handoff handler: stop writes first, then send the lease ID once the target has every commit. */
+  private async deliverHandoff(nodeId: string, leaseId: string): Promise<void> {
+    this.pauseWrites();
+    const replica = this.replicas.find(nodeId);
+    if (!replica) throw new NodeError("NODE_HANDOFF_FAILED", `no connected replica with node ID or hostname ${JSON.stringify(nodeId)}`);
+    if (!replica.identity.candidate) throw new NodeError("NODE_HANDOFF_FAILED", `replica ${replica.identity.hostname} is not a lease candidate`);
+    await replica.handoff(leaseId);
+    this.opts.log.info({ replica: replica.identity.hostname, node: replica.identity.nodeId }, "lease handed off");
+  }
+
+  // ---- the lease loop --------------------------------------------------------------------------
+
+  private markReady(): void {
+    this.ready = true;
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  private async run(): Promise<void> {
+    const { leaser, log } = this.opts;
+    while (!this.stopped) {
+      try {
+        const handed = this.handedLeaseId;
+        this.handedLeaseId = null;
+        if (handed) {
+          log.info("taking over the lease handed to this node");
+          await this.primaryTerm(await leaser.acquireExisting(handed));
+          continue;
+        }
+        if (this.opts.candidate && (await this.noPrimary())) {
+          const lease = await this.tryAcquire();
+          if (lease && this.stopped) {
+            await lease.close();
+            break;
+          }
+          if (lease) {
+            await this.primaryTerm(lease);
+            continue;
+          }
+        }
+        if (this.stopped) break;
+        await this.replicaTerm();
+      } catch (err) {
+        if (!this.stopped) log.warn({ err: (err as Error).message }, "lease loop error; retrying");
+        await sleep(this.opts.reconnectDelayMs);
+      }
+    }
+  }
+
+  private async noPrimary(): Promise<boolean> {
+    const info = await this.opts.leaser.primaryInfo();
+    return info === null || this.isSelf(info);
+  }
+
+  private isSelf(info: PrimaryInfo): boolean {
+    return info.advertiseUrl === this.opts.leaser.advertiseUrl && info.hostname === this.opts.hostname;
+  }
+
+  private async tryAcquire(): Promise<Lease | null> {
+    try {
+      return await this.opts.leaser.acquire();
+    } catch (err) {
+      if (isLeaseError(err, "LEASE_PRIMARY_EXISTS")) return null;
+      throw err;
+    }
+  }
+
+  /** Serves as primary until the lease ends; then turns read-only before anything else. */
+  private async primaryTerm(lease: Lease): Promise<void> {
+    try {
+      await this.adoptClusterId();
+    } catch (err) {
+      await lease.close().catch(() => undefined);
+      throw err;
+    }
+    this.lease = lease;
+    const unsubscribe = lease.onHandoff(({ nodeId, leaseId }) => this.deliverHandoff(nodeId, leaseId));
+    this.writesPaused = false;
+    this.setRole("primary");
+    this.opts.log.info({ lease: lease.id }, "acquired the primary lease");
+    this.markReady();
+    await new Promise<void>((resolve) => {
+      if (lease.signal.aborted) resolve();
+      else lease.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    unsubscribe();
+    this.demote(String((lease.signal.reason as Error)?.message ?? "lease ended"));
+    if (!this.stopped) await this.repairLocalState();
+  }
+
+  /** Read-only at once, every stream ended: another node may be primary any moment now. */
+  private demote(reason: string): void {
+    if (!this.lease) return;
+    this.lease = null;
+    this.writesPaused = false;
+    if (!this.stopped) this.setRole("replica", reason);
+    this.replicas.endAll(reason);
+    this.opts.log.warn({ reason }, "no longer the primary");
+  }
+
+  /**
+   * A transaction cut off by the demotion left pages in the database file and a hot journal;
+   * committed WAL frames would vanish from readers' view once the first replicated file resets
+   * the -shm. Both are put right, through the mount, before anything is applied as a replica.
+   */
+  private async repairLocalState(): Promise<void> {
+    const jobs: RepairJob[] = [];
+    for (const db of this.opts.store.allDatabases()) {
+      if (!db.exists) continue;
+      if (db.journal.active) jobs.push({ db: db.name, kind: "rollback-journal" });
+      if (db.files.wal.exists() && db.files.wal.size() > 0) jobs.push({ db: db.name, kind: "fold-wal", committedEnd: db.wal.state.committedEnd });
+    }
+    if (jobs.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const done = await this.opts.mountWriter.repair(jobs);
+        this.opts.log.info({ repaired: done }, "rolled back cut-off transactions and folded the WAL after losing the primary role");
+        return;
+      } catch (err) {
+        this.opts.log.error({ err: (err as Error).message, code: (err as NodeError).code, attempt }, "repair after demotion failed; retrying");
+        if (this.stopped) return;
+        await sleep(this.opts.reconnectDelayMs);
+      }
+    }
+  }
+
+  /** The cluster ID lives with the lease; a node from another cluster never becomes primary. */
+  private async adoptClusterId(): Promise<void> {
+    const { leaser, store } = this.opts;
+    const local = readClusterId(store.dataDir);
+    const shared = await leaser.clusterId();
+    if (shared && local && shared !== local) {
+      throw new NodeError("NODE_CLUSTER_MISMATCH", `this node belongs to cluster ${local} but the lease belongs to ${shared}: refusing to become primary`);
+    }
+    const id = shared ?? local ?? generateClusterId();
+    if (!shared) await leaser.setClusterId(id);
+    if (!local) writeClusterId(store.dataDir, id);
+  }
+
+  /** Streams from the primary until the session finds there is none and we could take over. */
+  private async replicaTerm(): Promise<void> {
+    const { leaser, log } = this.opts;
+    this.setRole("replica");
+    const ended = new Promise<void>((resolve) => (this.endReplicaTerm = resolve));
+    const session = this.opts.replicaClient({
+      discoverPrimary: async () => {
+        const info = await leaser.primaryInfo();
+        if (info === null || this.isSelf(info)) {
+          if (this.opts.candidate) this.endReplicaTerm?.();
+          return null;
+        }
+        return info;
+      },
+      onHandoff: (leaseId) => {
+        log.info("the primary is handing its lease to this node");
+        this.handedLeaseId = leaseId;
+        this.endReplicaTerm?.();
+      },
+      onPrimaryHostname: (hostname) => this.setKnownPrimary(hostname),
+    });
+    this.session = session;
+    session.start();
+    // stop() may have run while this term was being set up.
+    if (this.stopped) this.endReplicaTerm?.();
+    void session.waitUntilReady().then(() => {
+      this.markReady();
+      if (this.opts.promote && this.opts.candidate) {
+        this.requestPromotion().catch((err) => log.warn({ err: (err as Error).message }, "lease.promote: promotion failed"));
+      }
+    });
+    await ended;
+    this.endReplicaTerm = null;
+    await session.stop();
+  }
+
+  // ---- the one place the role changes ---------------------------------------------------------
+
+  private setRole(role: NodeRole, reason?: string): void {
+    const previous = this.currentRole;
+    if (role === previous) return;
+    this.currentRole = role;
+    this.bumpStatus();
+    this.opts.log.info({ role, previous, reason }, role === "primary" ? "this node is now the primary" : `this node is now ${role === "replica" ? "a replica" : "stopping"}`);
+    this.events.emit({ type: "role", role, previous, reason });
+    // The primary is learnt again from the next stream.
+    this.setKnownPrimary(role === "primary" ? this.opts.hostname : null);
+  }
+
+  private setKnownPrimary(hostname: string | null): void {
+    if (hostname === this.knownPrimary) return;
+    this.knownPrimary = hostname;
+    this.bumpStatus();
+    this.events.emit({ type: "primary", hostname, isPrimary: this.isPrimary });
+  }
+
+  private pauseWrites(): void {
+    this.writesPaused = true;
+    this.bumpStatus();
+  }
+
+  private resumeWrites(): void {
+    if (!this.lease) return;
+    this.writesPaused = false;
+    this.bumpStatus();
+  }
+
+  private bumpStatus(): void {
+    this.status = Math.max(Date.now(), this.status + 1);
+  }
+}
+
+function fromStore(ev: StoreEvent): NodeEvent {
+  switch (ev.type) {
+    case "commit":
+      return { type: "commit", db: ev.db.name, source: ev.source, position: ev.position, pageSize: ev.pageSize, commit: ev.commit, timestamp: ev.timestamp };
+    case "created":
+      return { type: "created", db: ev.db.name };
+    case "dropped":
+      return { type: "dropped", db: ev.db.name, source: ev.source, position: ev.position };
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
+}
