@@ -238,6 +238,12 @@ export class FileSystem {
     const file = this.handles.get(fh);
     if (!file) return cb(errno.EBADF);
     try {
+      if (file.node instanceof SyntheticFileNode) {
+        // Made-up content is read as it is now, never as it was at open: libfuse's auto_cache
+        // stats the file after our open, and a position that moved in between would otherwise
+        // leave old content cached under the new mtime until the next change.
+        return cb(this.nodeFor(file.entry)?.read(buf, len, pos) ?? 0);
+      }
       return cb(file.node.read(buf, len, pos));
     } catch (err) {
       return cb(this.toErrno(err, this.describe(file), "read"));
