@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import * as path from "node:path";
 import type { Logger } from "pino";
 import { inactiveSettings, type Config } from "../config/index.js";
 import { FileSystem } from "../fuse/file-system.js";
@@ -123,7 +124,12 @@ export class Daemon {
       log,
       onFatal: (err) => this.fatal(err),
     });
-    mount = new FuseMount(config.fuse.dir, fileSystem.operations(), { allowOther: config.fuse.allowOther, debug: this.opts.fuseDebug ?? config.fuse.debug }, log);
+    mount = new FuseMount(
+      config.fuse.dir,
+      fileSystem.operations(),
+      { allowOther: config.fuse.allowOther, debug: this.opts.fuseDebug ?? config.fuse.debug, strayDir: path.join(this.store.dataDir, "stray") },
+      log,
+    );
     this.mount = mount;
     await mount.mount();
     this.store.startRetention();

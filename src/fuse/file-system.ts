@@ -187,7 +187,11 @@ export class FileSystem {
     if (!(node instanceof DatabaseFileNode)) return wantsWrite ? cb(errno.EACCES) : cb(0, this.addHandle({ entry, node, access: "read" }));
     const authority = this.node.writeAuthority(node.db.name);
     const access = accessFor(authority, node.kind, wantsWrite, () => this.opts.isMountAgent(caller));
-    if (access === null) return this.refuse(p, `open for writing refused: this node is a replica (write on the primary)`, errno.EACCES, cb, caller);
+    if (access === null) {
+      // Debug only: every SQLite connection on a replica tries read-write first, then falls back.
+      this.log.debug({ path: p, pid: caller }, `${p}: open for writing refused: this node is a replica (write on the primary)`);
+      return cb(errno.EACCES);
+    }
     return cb(0, this.addHandle({ entry, node, access }));
   }
 
@@ -200,8 +204,8 @@ export class FileSystem {
       const existing = this.store.database(entry.db);
       const authority = this.node.writeAuthority(entry.db);
       if (!mayCreate(authority, entry.kind)) {
-        const why = entry.kind === "database" ? "databases are created on the primary" : `its ${entry.kind} is written on the primary`;
-        return this.refuse(p, `create refused: this node is a replica: ${why}`, errno.EACCES, cb, caller);
+        if (entry.kind !== "database") return cb(errno.EACCES); // a SQLite writer on a replica, refused at the database already
+        return this.refuse(p, "create refused: this node is a replica: databases are created on the primary", errno.EACCES, cb, caller);
       }
       let db: Database;
       if (entry.kind === "database") {

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import * as fsp from "node:fs/promises";
+import * as path from "node:path";
 import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
@@ -15,6 +16,8 @@ const Fuse = require("fuse-native") as any;
 export interface MountOptions {
   allowOther: boolean;
   debug: boolean;
+  /** Where files found in the bare fuse.dir are moved (data.dir/stray). */
+  strayDir: string;
 }
 
 /**
@@ -60,15 +63,7 @@ export class FuseMount {
   async mount(): Promise<void> {
     await cleanStaleMount(this.dir, this.log);
     await fsp.mkdir(this.dir, { recursive: true });
-    // libfuse refuses a non-empty mountpoint, and fuse-native would throw that from a callback.
-    const leftovers = await fsp.readdir(this.dir);
-    if (leftovers.length > 0) {
-      throw new MountError(
-        "MOUNT_DIR_NOT_EMPTY",
-        `fuse.dir ${this.dir} is not empty (${leftovers.slice(0, 3).join(", ")}${leftovers.length > 3 ? ", ..." : ""}): ` +
-          `files written there while nothing was mounted would be hidden; move them away first`,
-      );
-    }
+    await this.moveLeftoversAside();
     const optionString = fuseOptionString(this.opts);
     const fuse = new Fuse(this.dir, this.ops, { force: false, mkdir: true, timeout: false });
     fuse._fuseOptions = () => optionString;
@@ -78,6 +73,39 @@ export class FuseMount {
     this.fuse = fuse;
     setCloseOnExecFor("/dev/fuse");
     this.log.info({ dir: this.dir }, "mounted");
+  }
+
+  /**
+   * Files in the bare fuse.dir were written while nothing was mounted (an app that ran while the
+   * daemon was down): libfuse would refuse to mount over them, and mounting over would hide them.
+   * They are moved to data.dir/stray/<time>/ and the log says where; the node comes back.
+   */
+  private async moveLeftoversAside(): Promise<void> {
+    const leftovers = await fsp.readdir(this.dir);
+    if (leftovers.length === 0) return;
+    const dest = path.join(this.opts.strayDir, new Date().toISOString().replace(/[:.]/g, "-"));
+    try {
+      await fsp.mkdir(dest, { recursive: true });
+      for (const name of leftovers) {
+        const from = path.join(this.dir, name);
+        await fsp.rename(from, path.join(dest, name)).catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code !== "EXDEV") throw err;
+          await fsp.cp(from, path.join(dest, name), { recursive: true, preserveTimestamps: true });
+          await fsp.rm(from, { recursive: true, force: true });
+        });
+      }
+    } catch (err) {
+      throw new MountError(
+        "MOUNT_DIR_NOT_EMPTY",
+        `fuse.dir ${this.dir} is not empty (${leftovers.slice(0, 3).join(", ")}${leftovers.length > 3 ? ", ..." : ""}) and moving ` +
+          `those files to ${dest} failed: ${(err as Error).message}; move them away, then start again`,
+        { cause: err },
+      );
+    }
+    this.log.warn(
+      { dir: this.dir, moved: leftovers, to: dest },
+      `fuse.dir held files written while nothing was mounted (an app ran while litefs was down); moved them to ${dest}: they are not part of any database`,
+    );
   }
 
   /**

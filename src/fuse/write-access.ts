@@ -15,7 +15,10 @@ export type HandleAccess =
   | "captured"
   /** The node's mount agent on a replica: pages already captured on the primary, and repairs. */
   | "apply"
-  /** A replica's -shm: SQLite readers' read marks and wal-index. */
+  /**
+   * The -shm, on any node: SQLite's wal-index and read marks, never captured, written by readers
+   * too (and through mmap, by whichever writable handle the kernel picks).
+   */
   | "index";
 
 /**
@@ -25,12 +28,13 @@ export type HandleAccess =
  */
 export function accessFor(authority: WriteAuthority, kind: FileKind, wantsWrite: boolean, fromMountAgent: () => boolean): HandleAccess | null {
   if (!wantsWrite) return "read";
+  // A handle opened on the primary stays usable for the -shm after a demotion: its connection is a reader now.
+  if (kind === "shm") return "index";
   switch (authority) {
     case "primary":
       return "captured";
     case "replica":
       if (fromMountAgent()) return "apply";
-      if (kind === "shm") return "index";
       // SQLite's WAL readers open -wal read-write even on a read-only connection; they never write it.
       if (kind === "wal") return "read";
       return null;

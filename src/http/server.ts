@@ -113,7 +113,7 @@ export class ApiServer {
       const status = httpStatus(err);
       if (gone && status >= 500) {
         this.opts.log.info({ ...started, remote }, "client went away before its request was answered");
-      } else if (status >= 500) {
+      } else if (status === 500) {
         this.opts.log.error({ err, ...started, remote }, "http request failed");
       } else {
         this.opts.log.warn({ ...started, status, remote, code: (err as LitefsError).code }, (err as Error).message);
@@ -148,7 +148,7 @@ export class ApiServer {
     }
     const { node, store, log } = this.opts;
     if (!node.isPrimary) throw new HttpError("HTTP_NOT_PRIMARY", "this node is not the primary");
-    const clusterId = node.info().clusterId;
+    const clusterId = node.clusterId();
     if (parsed.clusterId && clusterId && parsed.clusterId !== clusterId) {
       throw new HttpError("HTTP_CONFLICT", `replica ${parsed.hostname} belongs to cluster ${parsed.clusterId}, this primary to ${clusterId}`);
     }

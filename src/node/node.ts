@@ -115,12 +115,17 @@ export class Node {
     return Math.max(this.status, Math.floor(Date.now() / 1000) * 1000);
   }
 
+  /** The cluster this node belongs to (adopted from the lease or the first primary), or null before it joined one. */
+  clusterId(): string | null {
+    return readClusterId(this.opts.store.dataDir);
+  }
+
   info(): NodeInfo {
     const { store } = this.opts;
     return {
       hostname: this.opts.hostname,
       nodeId: this.nodeIdHex,
-      clusterId: readClusterId(store.dataDir),
+      clusterId: this.clusterId(),
       role: this.currentRole,
       isPrimary: this.isPrimary,
       primary: this.isPrimary ? this.opts.hostname : this.knownPrimary,

@@ -31,10 +31,6 @@ export class JournalCapture {
     for (let pgno = first; pgno <= last; pgno++) this.dirty.add(pgno);
   }
 
-  onDatabaseTruncate(_size: number): void {
-    // The committed size comes from the database header at commit time; nothing to track.
-  }
-
   /** PERSIST mode commits by zeroing the header in place: catch it before it lands. */
   beforeJournalWrite(buf: Uint8Array, length: number, position: number): void {
     if (position !== 0 || length < 8 || !this.headerSeen) return;

@@ -124,13 +124,6 @@ export class Database {
     if (isDatabaseHeader(hdr)) this.pageSize = parseDatabaseHeader(hdr).pageSize;
   }
 
-  /** True when the header on disk says WAL mode (read/write version 2). */
-  isWalMode(): boolean {
-    if (this.files.database.size() < 100) return false;
-    const hdr = this.files.database.readAt(0, 100);
-    return isDatabaseHeader(hdr) && parseDatabaseHeader(hdr).writeVersion === 2;
-  }
-
   // ---- file operations used by the FUSE adapter ----------------------------------------------
 
   read(kind: FileKind, buf: Uint8Array, length: number, position: number): number {

@@ -119,7 +119,9 @@ describe("failover with a Consul lease", () => {
         throw new Error(`${err.message}\n--- ${primary.config.hostname}:\n${primary.logs.slice(-4000)}\n--- ${target.config.hostname}:\n${target.logs.slice(-4000)}`);
       });
       primary = target;
-      await sleep(100);
+      // Under load, not beside it: the next handoff waits for a write the new primary acknowledged.
+      const acked = load.acked.length;
+      await waitFor(() => load.acked.length > acked + 1, 20_000, `writes acknowledged by ${target.config.hostname}`);
     }
     await load.stop();
     const replica = primary === a ? b : a;

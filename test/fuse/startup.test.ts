@@ -97,13 +97,20 @@ describe("bad input at startup", () => {
     expect(await sqlite3(node.db("j.db"), "SELECT v FROM t;")).toBe("42");
   });
 
-  it("a non-empty fuse.dir is refused with a clear message", async () => {
+  it("files written in the bare fuse.dir while litefs was down are moved aside, and the node comes back", async () => {
     const node = await newNode("nonempty");
     await fsp.mkdir(node.mnt, { recursive: true });
-    await fsp.writeFile(path.join(node.mnt, "stray.db"), "x");
-    await node.start([], { waitForMount: false });
-    expect((await node.exit!).code).toBe(1);
-    expect(node.logs).toMatch(/fuse\.dir .* is not empty \(stray\.db\)/);
+    await fsp.writeFile(path.join(node.mnt, "stray.db"), "written while nothing was mounted");
+    await node.start();
+    expect(node.logs).toMatch(/fuse\.dir held files written while nothing was mounted .*moved them to .*stray/);
+    const strayRoot = path.join(node.dataDir, "stray");
+    const [batch] = await fsp.readdir(strayRoot);
+    expect(await fsp.readFile(path.join(strayRoot, batch, "stray.db"), "utf8")).toBe("written while nothing was mounted");
+    // The mount serves the node's own databases, not the stray file.
+    expect(await fsp.readdir(node.mnt)).not.toContain("stray.db");
+    await sqlite3(node.db("stray.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
+    expect(await sqlite3(node.db("stray.db"), "SELECT count(*) FROM t;")).toBe("1");
+    await node.stop();
   });
 
   it("a stale mount left by a killed daemon is cleaned up at start", async () => {
