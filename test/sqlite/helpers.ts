@@ -1,3 +1,4 @@
+import Database from "better-sqlite3";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -80,4 +81,38 @@ export function runSqlite(
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export interface HotJournal {
+  /** The database file as it was before the transaction. */
+  before: Buffer;
+  /** Database file and journal copied while the transaction had spilled pages to the database. */
+  db: Buffer;
+  journal: Buffer;
+}
+
+/**
+ * Runs a rollback-mode transaction big enough to spill dirty pages into the database file (tiny
+ * cache) and to grow it, copies the database and its journal mid-transaction, as a crash would
+ * leave them, then rolls back. `file` is created fresh in a temporary directory of the caller's.
+ */
+export function makeHotJournal(file: string, synchronous: "FULL" | "OFF" = "FULL"): HotJournal {
+  const db = new Database(file);
+  db.pragma("journal_mode = DELETE");
+  db.pragma(`synchronous = ${synchronous}`);
+  db.exec("create table t(id integer primary key, v blob)");
+  const insert = db.prepare("insert into t(v) values (randomblob(?))");
+  for (let i = 0; i < 200; i++) insert.run(1000);
+  const before = snapshotFile(file);
+
+  db.pragma("cache_size = 5");
+  db.exec("begin");
+  for (let i = 0; i < 300; i++) insert.run(1000); // grows the file
+  db.exec("update t set v = randomblob(900) where id % 3 = 0"); // rewrites existing pages
+  const snapshot = { db: snapshotFile(file), journal: snapshotFile(`${file}-journal`) };
+  db.exec("rollback");
+  db.close();
+  // The transaction really reached the database file, and grew it.
+  if (snapshot.db.equals(before) || snapshot.db.length <= before.length) throw new Error("makeHotJournal: the transaction did not spill into and grow the database file");
+  return { before, ...snapshot };
 }

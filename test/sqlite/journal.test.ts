@@ -17,44 +17,14 @@ import {
   type JournalPlaybackEnd,
   type JournalRecord,
 } from "../../src/sqlite/index.js";
-import { putPage, readFile, readerOf, snapshotFile, tempDir } from "./helpers.js";
+import { makeHotJournal, putPage, readFile, readerOf, snapshotFile, tempDir, type HotJournal } from "./helpers.js";
 
 let dir: string;
 let cleanup: () => void;
 beforeEach(() => ({ dir, cleanup } = tempDir()));
 afterEach(() => cleanup());
 
-interface HotJournal {
-  /** The database file as it was before the transaction. */
-  before: Buffer;
-  /** Database file and journal copied while the transaction had spilled pages to the database. */
-  db: Buffer;
-  journal: Buffer;
-}
-
-/**
- * Runs a transaction big enough to spill dirty pages to the database file (tiny cache), copies
- * the database and its journal mid-transaction, as a crash would leave them, then rolls back.
- */
-function makeHotJournal(opts: { synchronous?: "FULL" | "OFF" } = {}): HotJournal {
-  const file = path.join(dir, "hot.db");
-  const db = new Database(file);
-  db.pragma(`synchronous = ${opts.synchronous ?? "FULL"}`);
-  db.exec("create table t(id integer primary key, v blob)");
-  const insert = db.prepare("insert into t(v) values (randomblob(?))");
-  for (let i = 0; i < 200; i++) insert.run(1000);
-  const before = snapshotFile(file);
-
-  db.pragma("cache_size = 5");
-  db.exec("begin");
-  for (let i = 0; i < 300; i++) insert.run(1000); // grows the file
-  db.exec("update t set v = randomblob(900) where id % 3 = 0"); // rewrites existing pages
-  const snapshot = { db: snapshotFile(file), journal: snapshotFile(`${file}-journal`) };
-  db.exec("rollback");
-  db.close();
-  expect(snapshot.db.equals(before)).toBe(false); // the transaction really reached the file
-  return { before, ...snapshot };
-}
+const hotJournal = (opts: { synchronous?: "FULL" | "OFF" } = {}): HotJournal => makeHotJournal(path.join(dir, "hot.db"), opts.synchronous);
 
 function playBack(journal: Buffer, pageSize?: number): { records: JournalRecord[]; end: JournalPlaybackEnd } {
   const records: JournalRecord[] = [];
@@ -77,7 +47,7 @@ function rollBack(db: Buffer, journal: Buffer): Buffer {
 
 describe("rollback journal", () => {
   it("reads the header SQLite wrote for a spilled transaction", () => {
-    const { before, journal } = makeHotJournal();
+    const { before, journal } = hotJournal();
     const h = parseJournalHeader(journal);
     expect(h).not.toBeNull();
     expect(h!.pageSize).toBe(4096);
@@ -89,7 +59,7 @@ describe("rollback journal", () => {
   });
 
   it("rolling back a hot journal restores the database byte for byte", () => {
-    const { before, db, journal } = makeHotJournal();
+    const { before, db, journal } = hotJournal();
     const { records, end } = playBack(journal);
     // Several spills means several segments, each behind its own header.
     const h = parseJournalHeader(journal)!;
@@ -101,7 +71,7 @@ describe("rollback journal", () => {
   });
 
   it("agrees with SQLite's own rollback of the same hot journal", () => {
-    const { before, db, journal } = makeHotJournal();
+    const { before, db, journal } = hotJournal();
     const file = path.join(dir, "copy.db");
     writeFileSync(file, db);
     writeFileSync(`${file}-journal`, journal);
@@ -114,13 +84,13 @@ describe("rollback journal", () => {
   });
 
   it("with synchronous=OFF the record count runs to the end of the file", () => {
-    const { before, db, journal } = makeHotJournal({ synchronous: "OFF" });
+    const { before, db, journal } = hotJournal({ synchronous: "OFF" });
     expect(parseJournalHeader(journal)!.recordCount).toBe(JOURNAL_RECORD_COUNT_TO_EOF);
     expect(rollBack(db, journal).equals(before)).toBe(true);
   });
 
   it("stops at the first record whose checksum fails, like pager_playback", () => {
-    const { journal } = makeHotJournal();
+    const { journal } = hotJournal();
     const all = playBack(journal).records;
     const victim = all[3];
     const damaged = Buffer.from(journal);
@@ -132,7 +102,7 @@ describe("rollback journal", () => {
   });
 
   it("stops at a record cut short by the end of the file", () => {
-    const { journal } = makeHotJournal();
+    const { journal } = hotJournal();
     const all = playBack(journal).records;
     const cut = journal.subarray(0, all[2].offset + 100);
     const { records, end } = playBack(cut);
@@ -141,7 +111,7 @@ describe("rollback journal", () => {
   });
 
   it("computes the record checksum from the nonce and every 200th byte", () => {
-    const { journal } = makeHotJournal();
+    const { journal } = hotJournal();
     const h = parseJournalHeader(journal)!;
     const first = h.sectorSize;
     const page = journal.subarray(first + 4, first + 4 + h.pageSize);
@@ -193,7 +163,7 @@ describe("rollback journal", () => {
     expect(() => parseJournalHeader(short)).toThrow(SqliteFormatError);
     expect(() => parseJournalHeader(short)).toThrow(expect.objectContaining({ code: "JOURNAL_TORN_HEADER" }));
 
-    const { journal } = makeHotJournal();
+    const { journal } = hotJournal();
     const torn = Buffer.from(journal.subarray(0, 512));
     torn.writeUInt32BE(1000, JOURNAL_PAGE_SIZE_OFFSET);
     expect(() => parseJournalHeader(torn)).toThrow(expect.objectContaining({ code: "JOURNAL_TORN_HEADER" }));
@@ -209,7 +179,7 @@ describe("rollback journal", () => {
   });
 
   it("refuses to play back pages of a different size than the caller's", () => {
-    const { journal } = makeHotJournal();
+    const { journal } = hotJournal();
     expect(() => playBack(journal, 1024)).toThrow(
       expect.objectContaining({ code: "JOURNAL_PAGE_SIZE_MISMATCH" }),
     );
@@ -218,7 +188,7 @@ describe("rollback journal", () => {
 
   it("skips pages the transaction added: the truncation removes them", () => {
     // Same journal, but claim the database had fewer pages before: records beyond are skipped.
-    const { journal } = makeHotJournal();
+    const { journal } = hotJournal();
     const h = parseJournalHeader(journal)!;
     const all = playBack(journal).records;
     const limit = Math.max(...all.map((r) => r.pgno)) - 1;

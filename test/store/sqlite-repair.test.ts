@@ -14,7 +14,7 @@ import {
 } from "../../src/sqlite/index.js";
 import { BackingFile } from "../../src/store/backing-file.js";
 import { foldWal, rollbackJournal, type RepairFile } from "../../src/store/sqlite-repair.js";
-import { readerOf, snapshotFile, tempDir } from "../sqlite/helpers.js";
+import { makeHotJournal, readerOf, snapshotFile, tempDir, type HotJournal } from "../sqlite/helpers.js";
 
 let dir: string;
 let cleanup: () => void;
@@ -288,45 +288,12 @@ describe("foldWal", () => {
   });
 });
 
-interface HotJournal {
-  /** The database file before the transaction. */
-  before: Buffer;
-  /** Database file and journal copied while the transaction had spilled pages to the database. */
-  db: Buffer;
-  journal: Buffer;
-}
-
-/**
- * A rollback-mode transaction big enough to spill dirty pages into the database file (tiny
- * cache): database and journal are copied mid-transaction, as a crash would leave them.
- */
-function makeHotJournal(synchronous: "FULL" | "OFF" = "FULL"): HotJournal {
-  const file = path.join(dir, "journal-source.db");
-  const db = new Database(file);
-  db.pragma("journal_mode = DELETE");
-  db.pragma(`synchronous = ${synchronous}`);
-  db.exec("create table t(id integer primary key, v blob)");
-  const insert = db.prepare("insert into t(v) values (randomblob(?))");
-  for (let i = 0; i < 200; i++) insert.run(1000);
-  const before = snapshotFile(file);
-
-  db.pragma("cache_size = 5");
-  db.exec("begin");
-  for (let i = 0; i < 300; i++) insert.run(1000); // grows the file
-  db.exec("update t set v = randomblob(900) where id % 3 = 0"); // rewrites existing pages
-  const snapshot = { db: snapshotFile(file), journal: snapshotFile(`${file}-journal`) };
-  db.exec("rollback");
-  db.close();
-  // The transaction really reached the database file, and grew it.
-  expect(snapshot.db.equals(before)).toBe(false);
-  expect(snapshot.db.length).toBeGreaterThan(before.length);
-  return { before, ...snapshot };
-}
+const hotJournal = (synchronous: "FULL" | "OFF" = "FULL"): HotJournal => makeHotJournal(path.join(dir, "journal-source.db"), synchronous);
 
 describe("rollbackJournal", () => {
   for (const synchronous of ["FULL", "OFF"] as const) {
     it(`restores the database file byte for byte (synchronous=${synchronous})`, () => {
-      const hot = makeHotJournal(synchronous);
+      const hot = hotJournal(synchronous);
       const db = fileWith("hot.db", hot.db);
       const journal = fileWith("hot.db-journal.copy", hot.journal);
 
@@ -345,7 +312,7 @@ describe("rollbackJournal", () => {
   }
 
   it("changes nothing when the journal has no valid header", () => {
-    const hot = makeHotJournal();
+    const hot = hotJournal();
     const header = parseJournalHeader(hot.journal)!;
     const noMagic = Buffer.from(hot.journal);
     noMagic.fill(0, 0, 8); // a journal invalidated by a commit, or never synced
@@ -371,7 +338,7 @@ describe("rollbackJournal", () => {
   });
 
   it("a valid header with no records yet only truncates the pages the transaction added", () => {
-    const hot = makeHotJournal();
+    const hot = hotJournal();
     const header = parseJournalHeader(hot.journal)!;
     const db = fileWith("empty-segment.db", hot.db);
     const journal = fileWith("empty-segment.journal", hot.journal.subarray(0, header.sectorSize));
