@@ -96,7 +96,8 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
-    this.opts.node.replicas.endAll("shutting down");
+    // No node yet when the daemon failed to start after the API was listening.
+    (this.opts.node as Node | undefined)?.replicas.endAll("shutting down");
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
