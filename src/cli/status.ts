@@ -7,6 +7,7 @@ interface Info {
   clusterId: string | null;
   isPrimary: boolean;
   primary: string | null;
+  primaryUrl: string | null;
   lagMs: number;
   databases: Record<string, { position: string; exists: boolean }>;
 }
@@ -28,7 +29,7 @@ export function registerStatus(program: Command): void {
         `node:     ${info.hostname} (${info.nodeId})`,
         `cluster:  ${info.clusterId ?? "(none yet)"}`,
         `role:     ${info.isPrimary ? "primary" : "replica"}`,
-        `primary:  ${info.primary ?? "(unknown)"}`,
+        `primary:  ${info.primary ?? "(unknown)"}${info.primaryUrl ? ` (${info.primaryUrl})` : ""}`,
         `lag:      ${info.lagMs} ms`,
         "databases:",
         ...Object.entries(info.databases).map(([name, d]) => `  ${name.padEnd(24)} ${d.position}${d.exists ? "" : "  (dropped)"}`),

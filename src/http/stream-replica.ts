@@ -87,7 +87,7 @@ export class ReplicaStream implements ReplicaSession {
         delay = Math.min(delay * 2, 10 * this.opts.reconnectDelayMs, 15_000);
       } finally {
         this.connected = false;
-        this.opts.onPrimaryHostname(null);
+        this.opts.onPrimary(null);
       }
       if (!this.stopped) await sleep(delay);
     }
@@ -129,7 +129,7 @@ export class ReplicaStream implements ReplicaSession {
 
     const hostname = String(res.headers["litefs-primary-hostname"] ?? primary.hostname);
     this.connected = true;
-    this.opts.onPrimaryHostname(hostname);
+    this.opts.onPrimary({ hostname, advertiseUrl: primary.advertiseUrl });
     log.info({ primary: hostname, url: primary.advertiseUrl }, "connected to primary");
 
     const reader = new FrameReader(res.body);

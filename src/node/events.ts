@@ -11,8 +11,8 @@ export type NodeRole = "primary" | "replica" | "stopping";
 export type NodeEvent =
   /** This node's role changed. `reason` says why it stopped being primary, when it did. */
   | { type: "role"; role: NodeRole; previous: NodeRole; reason?: string }
-  /** Who this node knows as the primary changed (its own hostname when it is the primary; null: unknown). */
-  | { type: "primary"; hostname: string | null; isPrimary: boolean }
+  /** Who this node knows as the primary changed (itself when it is the primary; null: unknown). */
+  | { type: "primary"; hostname: string | null; advertiseUrl: string | null; isPrimary: boolean }
   /** A transaction became part of a database: committed here, or applied from the primary. Commit 0: dropped. */
   | { type: "commit"; db: string; source: ChangeSource; position: Position; pageSize: number; commit: number; timestamp: number }
   | { type: "created"; db: string }

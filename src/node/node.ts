@@ -38,6 +38,8 @@ export interface NodeInfo {
   role: NodeRole;
   isPrimary: boolean;
   primary: string | null;
+  /** The primary's cluster API URL (its advertise URL). */
+  primaryUrl: string | null;
   lagMs: number;
   replicas: Array<{ hostname: string; nodeId: string; candidate: boolean }>;
   databases: Record<string, { position: string; exists: boolean }>;
@@ -64,7 +66,8 @@ export class Node {
   private currentRole: NodeRole = "replica";
   /** The primary is handing its lease over: read-only meanwhile, writable again if that fails. */
   private writesPaused = false;
-  private knownPrimary: string | null = null;
+  /** The primary as this node knows it: itself, the one it streams from, or null (unknown). */
+  private knownPrimary: PrimaryInfo | null = null;
   private status = Date.now();
   private stopped = false;
   private lease: Lease | null = null;
@@ -103,7 +106,12 @@ export class Node {
 
   /** The primary's hostname while this replica knows it (`.primary`); null on the primary. */
   primaryHostname(): string | null {
-    return this.isPrimary ? null : this.knownPrimary;
+    return this.isPrimary ? null : (this.knownPrimary?.hostname ?? null);
+  }
+
+  /** Who the primary is (this node when it is), with the URL of its cluster API; null while unknown. */
+  primary(): PrimaryInfo | null {
+    return this.knownPrimary;
   }
 
   lagMs(): number {
@@ -128,7 +136,8 @@ export class Node {
       clusterId: this.clusterId(),
       role: this.currentRole,
       isPrimary: this.isPrimary,
-      primary: this.isPrimary ? this.opts.hostname : this.knownPrimary,
+      primary: this.knownPrimary?.hostname ?? null,
+      primaryUrl: this.knownPrimary?.advertiseUrl ?? null,
       lagMs: this.lagMs(),
       replicas: this.replicas.list().map((r) => ({ ...r.identity })),
       databases: Object.fromEntries(store.knownDatabases().map((db) => [db.name, { position: db.position.toString(), exists: db.exists }])),
@@ -405,7 +414,7 @@ export class Node {
         this.handedLeaseId = leaseId;
         this.endReplicaTerm?.();
       },
-      onPrimaryHostname: (hostname) => this.setKnownPrimary(hostname),
+      onPrimary: (primary) => this.setKnownPrimary(primary),
     });
     this.session = session;
     session.start();
@@ -432,14 +441,15 @@ export class Node {
     this.opts.log.info({ role, previous, reason }, role === "primary" ? "this node is now the primary" : `this node is now ${role === "replica" ? "a replica" : "stopping"}`);
     this.events.emit({ type: "role", role, previous, reason });
     // The primary is learnt again from the next stream.
-    this.setKnownPrimary(role === "primary" ? this.opts.hostname : null);
+    this.setKnownPrimary(role === "primary" ? { hostname: this.opts.hostname, advertiseUrl: this.opts.leaser.advertiseUrl } : null);
   }
 
-  private setKnownPrimary(hostname: string | null): void {
-    if (hostname === this.knownPrimary) return;
-    this.knownPrimary = hostname;
+  private setKnownPrimary(primary: PrimaryInfo | null): void {
+    const known = this.knownPrimary;
+    if (primary?.hostname === known?.hostname && primary?.advertiseUrl === known?.advertiseUrl) return;
+    this.knownPrimary = primary;
     this.bumpStatus();
-    this.events.emit({ type: "primary", hostname, isPrimary: this.isPrimary });
+    this.events.emit({ type: "primary", hostname: primary?.hostname ?? null, advertiseUrl: primary?.advertiseUrl ?? null, isPrimary: this.isPrimary });
   }
 
   private pauseWrites(): void {

@@ -14,8 +14,8 @@ export interface ReplicaSessionOptions {
   discoverPrimary(): Promise<PrimaryInfo | null>;
   /** The primary is handing its lease to this node. */
   onHandoff(leaseId: string): void;
-  /** Connected to the primary (its hostname) or disconnected (null). */
-  onPrimaryHostname(hostname: string | null): void;
+  /** Connected to the primary (who it says it is, and the URL it was reached at) or disconnected (null). */
+  onPrimary(primary: PrimaryInfo | null): void;
 }
 
 /** Opens replica sessions: the seam between the Node and the replication client. */

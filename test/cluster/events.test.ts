@@ -4,7 +4,7 @@ import { Position } from "../../src/ltx/index.js";
 import { Cluster } from "../support/cluster.js";
 import { primaryAndCandidate, type Cleanups } from "../support/consul-nodes.js";
 import { EventStreamReader, type StreamEvent } from "../support/event-stream.js";
-import { apiUrl, post, waitForPrimary } from "../support/roles.js";
+import { apiUrl, info, post, waitForPrimary } from "../support/roles.js";
 import { sqlite3 } from "../support/sqlite-clients.js";
 
 /**
@@ -62,6 +62,8 @@ describe("the event stream", () => {
     expect(eventsB.events.indexOf(promoted)).toBeGreaterThan(lastTx(eventsB.events));
     // node-a learns who the new primary is once it streams from it.
     await eventsA.waitFor((e) => e.type === "primaryChange" && e.data.isPrimary === false && e.data.hostname === "node-b", "node-a follows node-b");
+    expect(await info(a)).toMatchObject({ isPrimary: false, primary: "node-b", primaryUrl: apiUrl(b) });
+    expect(await info(b)).toMatchObject({ isPrimary: true, primary: "node-b", primaryUrl: apiUrl(b) });
 
     // A commit on the new primary, then a drop (a tx with commit 0), seen on both nodes in order.
     await sqlite3(b.db(name), "INSERT INTO t VALUES (5);");

@@ -8,6 +8,7 @@ export interface NodeInfo {
   clusterId: string | null;
   isPrimary: boolean;
   primary: string | null;
+  primaryUrl: string | null;
   databases: Record<string, { position: string; exists: boolean }>;
   replicas: Array<{ hostname: string; nodeId: string; candidate: boolean }>;
 }
