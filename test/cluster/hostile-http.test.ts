@@ -59,11 +59,8 @@ function expectAllRunning(what: string): void {
 }
 
 /**
- * The replica's store reaches the primary's position (both per GET /info) and, if given, the row
- * `v` reads back on the replica through its mount. Not Cluster.waitForConvergence: it compares the
- * mount's `<db>-pos` files, and a replica's `-pos` can stay one commit behind until the next commit
- * (a commit applied between the FUSE open, which snapshots the content, and auto_cache's getattr
- * after it); under this load that bites often enough to drown the signal this test is about.
+ * The replica's store reaches the primary's position (both per GET /info, which this test also
+ * proves is still served) and, if given, the row `v` reads back on the replica through its mount.
  */
 async function converged(timeoutMs: number, v?: string): Promise<void> {
   const [primary, replica] = cluster.nodes;
