@@ -293,21 +293,9 @@ async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<
       for (; next < req.files.length; next++) await addFile(plan, req.files[next], dbFd);
       plan.finish(dbFd);
 
-      if (shmFd !== null && fs.fstatSync(shmFd).size >= SHM_INDEX_HEADER_SIZE) {
-        // Readers keep their page cache while the wal-index header is unchanged: change it.
-        const previous = Buffer.alloc(SHM_INDEX_HEADER_SIZE);
-        fs.readSync(shmFd, previous, 0, previous.length, 0);
+      if (shmFd !== null) {
         cached.wal = reuse(walPath, cached.wal, () => fs.openSync(walPath, fs.constants.O_RDONLY));
-        const walHeader = cached.wal ? readWalHeader(cached.wal.fd) : null;
-        const header = buildInvalidatedWalIndex(previous, {
-          pageSize: plan.pageSize,
-          pageCount: plan.commit,
-          salt1: walHeader?.salt1 ?? 0,
-          salt2: walHeader?.salt2 ?? 0,
-          bigEndianChecksum: walHeader?.bigEndian ?? false,
-          frameChecksum: walHeader?.checksum ?? [0, 0],
-        });
-        writeAll(shmFd, header, 0);
+        invalidateWalIndex(shmFd, plan.pageSize, plan.commit, cached.wal ? readWalHeader(cached.wal.fd) : null);
       }
       return plan.written;
     } finally {
@@ -319,6 +307,25 @@ async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<
     closeDatabase(req.db);
     throw err;
   }
+}
+
+/**
+ * Readers keep their page cache while the wal-index header is unchanged: rewrite it valid, with
+ * iChange bumped, for a database of `pageCount` pages and the WAL (if any) as it now is.
+ */
+function invalidateWalIndex(shmFd: number, pageSize: number, pageCount: number, walHeader: ReturnType<typeof parseWalHeader> | null): void {
+  if (fs.fstatSync(shmFd).size < SHM_INDEX_HEADER_SIZE) return;
+  const previous = Buffer.alloc(SHM_INDEX_HEADER_SIZE);
+  fs.readSync(shmFd, previous, 0, previous.length, 0);
+  const header = buildInvalidatedWalIndex(previous, {
+    pageSize,
+    pageCount,
+    salt1: walHeader?.salt1 ?? 0,
+    salt2: walHeader?.salt2 ?? 0,
+    bigEndianChecksum: walHeader?.bigEndian ?? false,
+    frameChecksum: walHeader?.checksum ?? [0, 0],
+  });
+  writeAll(shmFd, header, 0);
 }
 
 /** The database header on the mount says WAL (read/write version 2). */
@@ -415,13 +422,7 @@ function repairWal(req: Extract<MountAgentRequest, { op: "fold-wal" }>): number 
     lockShmExclusive(shmFd, Date.now() + req.lockTimeoutMs);
     const fold = foldWal(mountFile(dbFd), mountFile(walFd), req.committedEnd);
     fs.ftruncateSync(walFd, 0);
-    if (fold.pageSize > 0 && fs.fstatSync(shmFd).size >= SHM_INDEX_HEADER_SIZE) {
-      const previous = Buffer.alloc(SHM_INDEX_HEADER_SIZE);
-      fs.readSync(shmFd, previous, 0, previous.length, 0);
-      const pageCount = Math.floor(fs.fstatSync(dbFd).size / fold.pageSize);
-      const header = buildInvalidatedWalIndex(previous, { pageSize: fold.pageSize, pageCount, salt1: 0, salt2: 0, bigEndianChecksum: false, frameChecksum: [0, 0] });
-      writeAll(shmFd, header, 0);
-    }
+    if (fold.pageSize > 0) invalidateWalIndex(shmFd, fold.pageSize, Math.floor(fs.fstatSync(dbFd).size / fold.pageSize), null);
     return fold.pages;
   } finally {
     ofdLock(shmFd, "unlock", 0, 0);
