@@ -6,6 +6,7 @@ interface Info {
   nodeId: string;
   clusterId: string | null;
   isPrimary: boolean;
+  role: string;
   primary: string | null;
   primaryUrl: string | null;
   lagMs: number;
@@ -28,7 +29,7 @@ export function registerStatus(program: Command): void {
       const lines = [
         `node:     ${info.hostname} (${info.nodeId})`,
         `cluster:  ${info.clusterId ?? "(none yet)"}`,
-        `role:     ${info.isPrimary ? "primary" : "replica"}`,
+        `role:     ${info.role}`,
         `primary:  ${info.primary ?? "(unknown)"}${info.primaryUrl ? ` (${info.primaryUrl})` : ""}`,
         `lag:      ${info.lagMs} ms`,
         "databases:",
