@@ -31,7 +31,7 @@ export class WalCapture {
    * pgno → checksums of every committed version of that page in this WAL generation: a
    * checkpoint may copy any of them (readers can pin an older one), and nothing else.
    */
-  private readonly committedVersions = new Map<number, bigint[]>();
+  private readonly committedVersions = new Map<number, Set<bigint>>();
 
   constructor(private readonly db: Database) {}
 
@@ -42,7 +42,7 @@ export class WalCapture {
 
   /** Page `pgno` with checksum `sum` is a version a committed transaction of this WAL wrote. */
   isCommittedVersion(pgno: number, sum: bigint): boolean {
-    return this.committedVersions.get(pgno)?.includes(sum) ?? false;
+    return this.committedVersions.get(pgno)?.has(sum) ?? false;
   }
 
   afterWrite(position: number, length: number): void {
@@ -128,8 +128,8 @@ export class WalCapture {
   private recordVersions(sums: ReadonlyMap<number, bigint>): void {
     for (const [pgno, sum] of sums) {
       const versions = this.committedVersions.get(pgno);
-      if (!versions) this.committedVersions.set(pgno, [sum]);
-      else if (!versions.includes(sum)) versions.push(sum);
+      if (versions) versions.add(sum);
+      else this.committedVersions.set(pgno, new Set([sum]));
     }
   }
 }
