@@ -361,11 +361,8 @@ export class Database {
       this.pos = new Position(txid, CHECKSUM_FLAG);
       this.emitCommit("local", written.path, header.timestamp, 0);
     }
-    this.checksums.clear();
     this.deleted = true;
-    this.journal.reset();
-    this.wal.reset();
-    for (const kind of ["journal", "wal", "shm", "database"] as const) this.files[kind].unlink();
+    this.removeFiles();
     this.log.info({ txid: this.pos.txid }, "database dropped");
     this.opts.notify({ type: "dropped", db: this, source: "local", position: this.pos });
   }
@@ -384,12 +381,17 @@ export class Database {
     if (kind === "journal" && size === 0) this.journal.reset();
   }
 
-  /** The primary dropped this database. */
-  dropReplica(position: Position): void {
+  /** Removes the database's files and forgets their pages and capture state (a drop, or a discarded create). */
+  removeFiles(): void {
     this.checksums.clear();
     this.journal.reset();
     this.wal.reset();
     for (const kind of ["journal", "wal", "shm", "database"] as const) this.files[kind].unlink();
+  }
+
+  /** The primary dropped this database. */
+  dropReplica(position: Position): void {
+    this.removeFiles();
     this.setPosition(position, true);
     this.log.info({ txid: position.txid }, "database dropped by the primary");
   }

@@ -132,7 +132,7 @@ export class Store {
 
   /** A database created on the mount whose first write was refused leaves nothing behind. */
   private discard(db: Database): void {
-    for (const kind of ["journal", "wal", "shm", "database"] as const) db.files[kind].unlink();
+    db.removeFiles();
     if (db.position.txid === 0) {
       this.dbs.delete(db.name);
       fs.rmSync(db.dir, { recursive: true, force: true });
