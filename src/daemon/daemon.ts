@@ -115,23 +115,21 @@ export class Daemon {
     });
     this.node = node;
 
-    let mount: FuseMount | null = null;
     const fileSystem = new FileSystem({
       store: this.store,
       node,
       isMountAgent: (pid) => agent.owns(pid),
-      callerPid: () => mount?.callerPid() ?? 0,
+      callerPid: () => this.mount?.callerPid() ?? 0,
       log,
       onFatal: (err) => this.fatal(err),
     });
-    mount = new FuseMount(
+    this.mount = new FuseMount(
       config.fuse.dir,
       fileSystem.operations(),
       { allowOther: config.fuse.allowOther, debug: this.opts.fuseDebug ?? config.fuse.debug, strayDir: path.join(this.store.dataDir, "stray") },
       log,
     );
-    this.mount = mount;
-    await mount.mount();
+    await this.mount.mount();
     this.store.startRetention();
     node.start();
   }

@@ -10,7 +10,7 @@ import type { WriteAuthority } from "../store/write-authority.js";
 import { DatabaseFileNode } from "./database-node.js";
 import { LAG_FILE, PRIMARY_FILE, fileName, parseMountPath, type MountEntry } from "./names.js";
 import { SyntheticFileNode, lagNode, posNode, primaryNode } from "./synthetic-nodes.js";
-import { accessFor, mayCreate, truncateWith, unlinkWith, writeWith, type HandleAccess } from "./write-access.js";
+import { accessFor, truncateWith, unlinkWith, writeWith, type HandleAccess } from "./write-access.js";
 
 type Callback = (...args: any[]) => void;
 
@@ -203,7 +203,9 @@ export class FileSystem {
     try {
       const existing = this.store.database(entry.db);
       const authority = this.node.writeAuthority(entry.db);
-      if (!mayCreate(authority, entry.kind)) {
+      // A create is a write open: on a replica, WAL readers may create -wal and -shm, nothing else.
+      const access = accessFor(authority, entry.kind, true, () => this.opts.isMountAgent(caller));
+      if (access === null) {
         if (entry.kind !== "database") return cb(errno.EACCES); // a SQLite writer on a replica, refused at the database already
         return this.refuse(p, "create refused: this node is a replica: databases are created on the primary", errno.EACCES, cb, caller);
       }
@@ -215,7 +217,6 @@ export class FileSystem {
         db = existing;
         db.create(entry.kind);
       }
-      const access = accessFor(authority, entry.kind, true, () => this.opts.isMountAgent(caller)) ?? "read";
       const node = new DatabaseFileNode(db, entry.kind, authority);
       return cb(0, this.addHandle({ entry, node, access }));
     } catch (err) {

@@ -41,10 +41,6 @@ export function accessFor(authority: WriteAuthority, kind: FileKind, wantsWrite:
   }
 }
 
-/** May a process create this file? Replicas let WAL readers create -wal and -shm (and the mount agent its -shm). */
-export function mayCreate(authority: WriteAuthority, kind: FileKind): boolean {
-  return authority === "primary" || kind === "wal" || kind === "shm";
-}
 
 /** The authority a handle's access needs right now; a mismatch refuses the write. */
 function stillAllowed(access: HandleAccess, authority: WriteAuthority): boolean {

@@ -1,16 +1,12 @@
 import type { Logger } from "pino";
 import { request } from "undici";
+import type { PrimaryInfo } from "../lease/index.js";
 import type { ReplicaSession, ReplicaSessionOptions } from "../node/seams.js";
 import { applyReceivedBatch, ReceiveBatch, type PageWriter } from "../store/apply.js";
 import { readClusterId, writeClusterId } from "../store/cluster-id.js";
 import type { Store } from "../store/store.js";
 import { authHeaders } from "./auth.js";
 import { FrameReader, FrameType, StreamError, type Frame } from "./frames.js";
-
-interface PrimaryLocation {
-  hostname: string;
-  advertiseUrl: string;
-}
 
 export interface ReplicaStreamOptions extends ReplicaSessionOptions {
   store: Store;
@@ -93,7 +89,7 @@ export class ReplicaStream implements ReplicaSession {
     }
   }
 
-  private async session(primary: PrimaryLocation): Promise<void> {
+  private async session(primary: PrimaryInfo): Promise<void> {
     const { store, log } = this.opts;
     const positions: Record<string, string> = {};
     for (const db of store.allDatabases()) if (db.position.txid > 0) positions[db.name] = db.position.toString();

@@ -196,12 +196,25 @@ export class Node {
   /** Makes this candidate the primary: the current primary hands its lease over. */
   async promote(): Promise<{ changed: boolean }> {
     if (this.isPrimary) return { changed: false };
-    const becamePrimary = this.waitForRole("primary", PROMOTION_WAIT_MS);
+    // Listen before asking, so the role change cannot slip by unseen.
+    let becamePrimary = (): void => undefined;
+    const became = new Promise<void>((resolve) => (becamePrimary = resolve));
+    const unsubscribe = this.events.subscribe((ev) => {
+      if (ev.type === "role" && ev.role === "primary") becamePrimary();
+    });
+    let timer: NodeJS.Timeout | undefined;
     try {
       await this.requestPromotion();
-      await becamePrimary.promise;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new NodeError("NODE_PROMOTION_TIMEOUT", `the primary agreed to hand over, but this node did not become primary within ${PROMOTION_WAIT_MS / 1000}s`)),
+          PROMOTION_WAIT_MS,
+        );
+      });
+      await Promise.race([became, timeout]);
     } finally {
-      becamePrimary.cancel();
+      clearTimeout(timer);
+      unsubscribe();
     }
     return { changed: true };
   }
@@ -219,28 +232,6 @@ export class Node {
       throw new NodeError("NODE_HANDOFF_FAILED", `primary ${info.hostname} refused the handoff: ${(err as Error).message}`, { cause: err });
     }
     log.info({ primary: info.hostname }, "primary agreed to hand over its lease");
-  }
-
-  private waitForRole(role: NodeRole, timeoutMs: number): { promise: Promise<void>; cancel: () => void } {
-    let cancel = () => undefined as void;
-    const promise = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new NodeError("NODE_PROMOTION_TIMEOUT", `the primary agreed to hand over, but this node did not become ${role} within ${timeoutMs / 1000}s`)),
-        timeoutMs,
-      );
-      const unsubscribe = this.events.subscribe((ev) => {
-        if (ev.type === "role" && ev.role === role) {
-          cancel();
-          resolve();
-        }
-      });
-      cancel = () => {
-        clearTimeout(timer);
-        unsubscribe();
-      };
-    });
-    promise.catch(() => undefined);
-    return { promise, cancel: () => cancel() };
   }
 
   /** A primary that stops cleanly hands its lease to a connected candidate instead of letting it expire. */
