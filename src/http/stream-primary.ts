@@ -70,19 +70,21 @@ export async function serveStream(
   try {
     let ready = false;
     while (!closed) {
-      if (dirty.size > 0) {
+      const sending = dirty.size > 0;
+      if (sending) {
         const names = [...dirty];
         dirty.clear();
         for (const name of names) {
           const db = store.allDatabases().find((d) => d.name === name);
           if (db && !closed) await catchUp(db, sent, write, opts, req);
         }
-        if (!ready && !closed) {
-          await write(encodeReadyFrame());
-          ready = true;
-        }
-        continue;
       }
+      // After the first pass, even when there was nothing to send (a primary without databases).
+      if (!ready && !closed) {
+        await write(encodeReadyFrame());
+        ready = true;
+      }
+      if (sending) continue;
       const handoff = control.pendingHandoff;
       if (handoff) {
         // Every commit has been sent (nothing is dirty): the replica is caught up.
