@@ -17,6 +17,8 @@ export interface ClusterNodeOptions {
   primaryUrl: string;
   /** data.retention; long by default so catch-up is served from LTX files, not a snapshot. */
   retention?: string;
+  /** More top-level YAML appended to the config (e.g. a `proxy:` section), one line per entry. */
+  extraYaml?: string[];
 }
 
 /** A BenchDaemon whose config makes it one node of a static-lease cluster. */
@@ -40,6 +42,7 @@ export class ClusterNode extends BenchDaemon {
         `  hostname: ${opts.hostname}`,
         `  advertise-url: ${opts.primaryUrl}`,
         "  reconnect-delay: 200ms",
+        ...(opts.extraYaml ?? []),
       ],
     });
   }

@@ -73,15 +73,25 @@ async function supervise(daemon: Daemon, commands: Array<{ argv: string[]; ifCan
   let child: ReturnType<typeof startChild> | null = null;
   let signalled: NodeJS.Signals | null = null;
   let wake: (() => void) | null = null;
+  let failure: Error | null = null;
 
-  const onSignal = (sig: NodeJS.Signals) => {
-    log.info({ signal: sig }, "signal received");
+  const stopWith = (sig: NodeJS.Signals) => {
     signalled = sig;
     if (child && child.exitCode === null) child.kill(sig);
     wake?.();
   };
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.info({ signal: sig }, "signal received");
+    stopWith(sig);
+  };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // A part of the node that fails after start (the proxy cannot listen) stops the node and the app.
+  daemon.failed.catch((err: Error) => {
+    log.error({ err: err.message, code: (err as { code?: string }).code }, `stopping: ${err.message}`);
+    failure = err;
+    stopWith("SIGTERM");
+  });
 
   try {
     if (runnable.length > 0) await Promise.race([daemon.ready(), new Promise<void>((resolve) => (wake = resolve))]);
@@ -101,10 +111,10 @@ async function supervise(daemon: Daemon, commands: Array<{ argv: string[]; ifCan
         return 127;
       });
       log.info({ code }, "subprocess exited");
-      return code;
+      return failure ? 1 : code;
     }
     if (!signalled) await new Promise<void>((resolve) => (wake = resolve));
-    return 0;
+    return failure ? 1 : 0;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -18,10 +18,6 @@ export function inactiveSettings(config: Config): InactiveSetting[] {
   const found: InactiveSetting[] = [];
   const add = (key: string, message: string) => found.push({ key, message });
 
-  // LiteFS enables the proxy by setting its target.
-  if (config.proxy.target !== undefined) {
-    add("proxy", "the proxy section is accepted but no proxy runs yet: requests to proxy.addr are not served");
-  }
   if (config.http.tls !== undefined) {
     add("http.tls", "http.tls is accepted but the cluster API is served over plain HTTP");
   }

@@ -8,7 +8,7 @@ import type { Config } from "./types.js";
 
 /**
  * The litefs.yml schema: LiteFS v0.5's keys and defaults (cmd/litefs/config.go), plus our
- * extensions (http.token, http.tls, proxy.forward). Keys stay as written in YAML until
+ * extensions (http.token, http.tls, proxy.advertise-url, proxy.fly-replay, a list in proxy.db). Keys stay as written in YAML until
  * toConfig(), so every problem's path reads like the file.
  */
 
@@ -206,11 +206,22 @@ const httpSchema = z.strictObject({
   tls: section(tlsSchema),
 });
 
+const databaseName = z.string().refine((s) => s !== "" && !s.includes("/"), {
+  error: (iss) => `must be a database name without "/", got ${describe(iss.input)}`,
+});
+
+// LiteFS takes one database; a list makes the proxy track several.
+const proxyDatabases = z.preprocess(
+  (v) => (typeof v === "string" ? (v === "" ? [] : [v]) : unset(v)),
+  z.array(databaseName).default([]),
+);
+
 const proxySchema = crossCheck(
   z.strictObject({
     addr: str(hostPort),
     target: str(hostPort),
-    db: str(),
+    db: proxyDatabases,
+    "advertise-url": httpUrl(),
     debug: bool(false),
     passthrough: list(),
     "always-forward": list(),
@@ -220,14 +231,14 @@ const proxySchema = crossCheck(
     "read-header-timeout": duration(10 * S),
     "write-timeout": duration(0),
     "idle-timeout": duration(30 * S),
-    forward: bool(true),
+    "fly-replay": bool(false),
   }),
   ["addr", "target", "db"],
   (proxy, issue) => {
     if (proxy.target === undefined) return; // no target: the proxy is off, as in LiteFS
     if (proxy.addr === undefined) issue(["addr"], "is required when proxy.target is set");
-    if (proxy.db === undefined) {
-      issue(["db"], "is required when proxy.target is set (the database whose TXID the proxy tracks)");
+    if (proxy.db.length === 0) {
+      issue(["db"], "is required when proxy.target is set (the database, or list of databases, whose TXID the proxy tracks)");
     }
   },
 );
@@ -237,10 +248,6 @@ const consulSchema = z.strictObject({
   key: str(),
   ttl: duration(10 * S, { zeroMeansDefault: true }),
   "lock-delay": duration(1 * S, { zeroMeansDefault: true }),
-});
-
-const databaseName = z.string().refine((s) => s !== "" && !s.includes("/"), {
-  error: (iss) => `must be a database name without "/", got ${describe(iss.input)}`,
 });
 
 let leaseSchema = z.strictObject({
@@ -399,7 +406,8 @@ function toConfig(p: Parsed, opts: { cwd: string; hostname: string }): Config {
     proxy: {
       addr: p.proxy.addr,
       target: p.proxy.target,
-      db: p.proxy.db,
+      databases: p.proxy.db,
+      advertiseUrl: p.proxy["advertise-url"],
       debug: p.proxy.debug,
       passthrough: p.proxy.passthrough,
       alwaysForward: p.proxy["always-forward"],
@@ -409,7 +417,7 @@ function toConfig(p: Parsed, opts: { cwd: string; hostname: string }): Config {
       readHeaderTimeoutMs: p.proxy["read-header-timeout"],
       writeTimeoutMs: p.proxy["write-timeout"],
       idleTimeoutMs: p.proxy["idle-timeout"],
-      forward: p.proxy.forward,
+      flyReplay: p.proxy["fly-replay"],
     },
     lease: {
       type: p.lease.type,

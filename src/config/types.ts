@@ -50,10 +50,13 @@ export interface HttpConfig {
 }
 
 export interface ProxyConfig {
-  /** Unset target = proxy disabled. When set, addr and db are set too. */
+  /** Unset target = proxy disabled. When set, addr is set and databases is not empty. */
   addr?: string;
   target?: string;
-  db?: string;
+  /** proxy.db: the databases whose TXIDs the `__txid` cookie carries (LiteFS: exactly one). */
+  databases: string[];
+  /** Extension: the URL other nodes reach this node's proxy at; unset = derived from the advertise URL. */
+  advertiseUrl?: string;
   debug: boolean;
   passthrough: string[];
   alwaysForward: string[];
@@ -63,8 +66,8 @@ export interface ProxyConfig {
   readHeaderTimeoutMs: number;
   writeTimeoutMs: number;
   idleTimeoutMs: number;
-  /** Extension: off Fly, forward writes to the primary's proxy instead of answering fly-replay. */
-  forward: boolean;
+  /** Extension: on Fly.io, answer writes on a replica with `fly-replay` (as LiteFS) instead of forwarding them. */
+  flyReplay: boolean;
 }
 
 export type LeaseType = "consul" | "static";

@@ -10,8 +10,9 @@ import { ApiServer } from "../http/server.js";
 import { ReplicaStream } from "../http/stream-replica.js";
 import type { Leaser } from "../lease/index.js";
 import { Node } from "../node/node.js";
+import { ProxyServer } from "../proxy/server.js";
 import { Store } from "../store/store.js";
-import { createLeaser } from "./leaser.js";
+import { createLeaser, nodeUrls } from "./leaser.js";
 import { testRoutes } from "./test-hooks.js";
 
 export interface DaemonOptions {
@@ -38,9 +39,14 @@ export class Daemon {
   private api: ApiServer | null = null;
   private agent: MountAgent | null = null;
   private leaser: Leaser | null = null;
+  private proxy: ProxyServer | null = null;
   private stopped = false;
+  private fail!: (err: Error) => void;
+  /** Rejects if the node fails after start() returned (the proxy cannot listen); the caller stops the node. */
+  readonly failed = new Promise<never>((_, reject) => (this.fail = reject));
 
   constructor(private readonly opts: DaemonOptions) {
+    this.failed.catch(() => undefined); // observed by the supervisor; never an unhandled rejection
     const { config, log } = opts;
     this.store = new Store({
       dataDir: config.data.dir,
@@ -87,14 +93,16 @@ export class Daemon {
     });
     this.api = api;
     const address = await api.listen();
-    this.leaser = createLeaser(config, this.store.dataDir, address.port, log);
+    const urls = nodeUrls(config, address.port);
+    this.leaser = createLeaser(config, this.store.dataDir, urls, log);
     const leaser = this.leaser;
+    const peers = new PeerClient(config.http.token);
 
     node = new Node({
       store: this.store,
       leaser,
       mountWriter: agent,
-      peers: new PeerClient(config.http.token),
+      peers,
       replicaClient: (session) =>
         new ReplicaStream({
           ...session,
@@ -112,6 +120,7 @@ export class Daemon {
       candidate: config.lease.candidate,
       promote: config.lease.promote,
       reconnectDelayMs: config.lease.reconnectDelayMs,
+      proxyUrl: urls.proxyUrl,
     });
     this.node = node;
 
@@ -132,6 +141,28 @@ export class Daemon {
     await this.mount.mount();
     this.store.startRetention();
     node.start();
+    this.startProxy(node, peers);
+  }
+
+  /** LiteFS's proxy listens once the node is ready: primary, or caught up as a replica. */
+  private startProxy(node: Node, peers: PeerClient): void {
+    const { config, log } = this.opts;
+    const { addr, target } = config.proxy;
+    if (target === undefined || addr === undefined) return;
+    const proxy = new ProxyServer({
+      config: { ...config.proxy, addr, target },
+      node,
+      store: this.store,
+      primaryTxids: (primary) => peers.primaryTxids(primary),
+      log,
+      flyAppName: process.env.FLY_APP_NAME || undefined,
+    });
+    this.proxy = proxy;
+    if (config.proxy.flyReplay && !process.env.FLY_APP_NAME) log.warn("proxy.fly-replay is set but FLY_APP_NAME is not (not on Fly.io): writes are forwarded instead");
+    void node
+      .waitUntilReady()
+      .then(() => (this.stopped ? undefined : proxy.listen()))
+      .catch((err: Error) => this.fail(err));
   }
 
   /** Resolves when the app may start: once primary, or once caught up as a replica. */
@@ -144,6 +175,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.proxy?.close();
     await this.node?.stop();
     await this.api?.close();
     await this.agent?.close();

@@ -1,4 +1,5 @@
 import { request } from "undici";
+import { Position } from "../ltx/index.js";
 import type { PrimaryInfo } from "../lease/index.js";
 import type { PeerApi } from "../node/seams.js";
 import { authHeaders } from "./auth.js";
@@ -21,6 +22,24 @@ export class PeerClient implements PeerApi {
     }
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new HttpError("HTTP_PEER_FAILED", `${res.statusCode}: ${errorText(text)}`);
+  }
+
+  /** The primary's TXID per database, from its /info (what a strong read waits for). */
+  async primaryTxids(primary: PrimaryInfo): Promise<Map<string, number>> {
+    let res;
+    try {
+      res = await request(new URL("/info", primary.advertiseUrl), { headers: authHeaders(this.token), headersTimeout: 5_000, bodyTimeout: 5_000 });
+    } catch (err) {
+      throw new HttpError("HTTP_PEER_FAILED", `cannot reach ${primary.advertiseUrl}: ${(err as Error).message}`, { cause: err });
+    }
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new HttpError("HTTP_PEER_FAILED", `${primary.advertiseUrl}/info answered ${res.statusCode}: ${errorText(text)}`);
+    try {
+      const info = JSON.parse(text) as { databases: Record<string, { position: string }> };
+      return new Map(Object.entries(info.databases).map(([db, { position }]) => [db, Position.parse(position).txid]));
+    } catch (err) {
+      throw new HttpError("HTTP_PEER_FAILED", `${primary.advertiseUrl}/info is not a node's info: ${(err as Error).message}`, { cause: err });
+    }
   }
 }
 

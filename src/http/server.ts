@@ -153,10 +153,13 @@ export class ApiServer {
     if (parsed.clusterId && clusterId && parsed.clusterId !== clusterId) {
       throw new HttpError("HTTP_CONFLICT", `replica ${parsed.hostname} belongs to cluster ${parsed.clusterId}, this primary to ${clusterId}`);
     }
+    // Where the replica forwards application writes (the proxy); absent without one.
+    const proxyUrl = node.primary()?.proxyUrl;
     res.writeHead(200, {
       "content-type": "application/vnd.litefs.stream",
       "litefs-cluster-id": clusterId ?? "",
       "litefs-primary-hostname": node.hostname,
+      ...(proxyUrl && { "litefs-primary-proxy-url": proxyUrl }),
     });
     res.flushHeaders();
     log.info({ replica: parsed.hostname, node: parsed.nodeId }, "replica connected");

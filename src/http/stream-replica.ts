@@ -125,7 +125,8 @@ export class ReplicaStream implements ReplicaSession {
 
     const hostname = String(res.headers["litefs-primary-hostname"] ?? primary.hostname);
     this.connected = true;
-    this.opts.onPrimary({ hostname, advertiseUrl: primary.advertiseUrl });
+    const proxyUrl = headerValue(res.headers["litefs-primary-proxy-url"]) ?? primary.proxyUrl;
+    this.opts.onPrimary({ hostname, advertiseUrl: primary.advertiseUrl, ...(proxyUrl !== undefined && { proxyUrl }) });
     log.info({ primary: hostname, url: primary.advertiseUrl }, "connected to primary");
 
     const reader = new FrameReader(res.body);
@@ -237,4 +238,9 @@ export class ReplicaStream implements ReplicaSession {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  return s === undefined || s === "" ? undefined : s;
 }

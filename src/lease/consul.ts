@@ -21,6 +21,8 @@ export interface ConsulLeaserOptions {
   hostname: string;
   /** This node's API URL, written into the lease when it is primary. */
   advertiseUrl: string;
+  /** This node's proxy URL (proxy enabled), written into the lease beside the API URL. */
+  proxyUrl?: string;
   /** Session TTL, default 10s; Consul may take up to twice this to expire a session. */
   ttlMs?: number;
   /** After a session holding the key is invalidated, nobody may acquire it for this long. Default 1s. */
@@ -52,12 +54,13 @@ interface LeaseContext {
 /**
  * Leader election through a Consul session and a KV lock, as LiteFS does it: a session with a
  * TTL, lock-delay and behavior "delete" acquires `<prefix>/<key>` with this node's
- * `{"hostname","advertise-url"}`; the cluster ID lives at `<prefix>/<key>/clusterid`.
+ * `{"hostname","advertise-url"}` (and `"proxy-url"` when it runs a proxy); the cluster ID lives at `<prefix>/<key>/clusterid`.
  */
 export class ConsulLeaser implements Leaser {
   readonly type = "consul" as const;
   readonly hostname: string;
   readonly advertiseUrl: string;
+  private readonly proxyUrl: string | undefined;
   /** The full lease key, prefix included. */
   readonly key: string;
   readonly clusterIdKey: string;
@@ -94,6 +97,7 @@ export class ConsulLeaser implements Leaser {
     }
     this.hostname = options.hostname;
     this.advertiseUrl = options.advertiseUrl;
+    this.proxyUrl = options.proxyUrl;
     this.key = posix.join(endpoint.keyPrefix, options.key);
     this.clusterIdKey = posix.join(endpoint.keyPrefix, options.key, "clusterid");
     this.nodeName = endpoint.keyPrefix === "" ? undefined : posix.join(endpoint.keyPrefix, "litefs");
@@ -233,7 +237,7 @@ export class ConsulLeaser implements Leaser {
   }
 
   private value(): string {
-    return JSON.stringify({ hostname: this.hostname, "advertise-url": this.advertiseUrl });
+    return JSON.stringify({ hostname: this.hostname, "advertise-url": this.advertiseUrl, ...(this.proxyUrl && { "proxy-url": this.proxyUrl }) });
   }
 
   private assertOpen(): void {
@@ -266,10 +270,12 @@ export function decodePrimaryInfo(key: string, value: string): PrimaryInfo {
     throw bad("not JSON", err);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw bad("not a JSON object");
-  const { hostname, "advertise-url": advertiseUrl } = parsed as Record<string, unknown>;
+  const { hostname, "advertise-url": advertiseUrl, "proxy-url": proxyUrl } = parsed as Record<string, unknown>;
   if (typeof hostname !== "string" || hostname === "") throw bad('missing "hostname"');
   if (typeof advertiseUrl !== "string" || advertiseUrl === "") throw bad('missing "advertise-url"');
-  return { hostname, advertiseUrl };
+  // Optional: a LiteFS primary, or one without a proxy, publishes none.
+  if (proxyUrl !== undefined && (typeof proxyUrl !== "string" || proxyUrl === "")) throw bad('"proxy-url" is not a URL');
+  return { hostname, advertiseUrl, ...(proxyUrl !== undefined && { proxyUrl }) };
 }
 
 type LeaseState = "active" | "lost" | "handed-off" | "closed";

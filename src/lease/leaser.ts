@@ -2,11 +2,15 @@ import type { LeaseError } from "./errors.js";
 
 /**
  * Who the primary is, as stored in the lease (Consul: the JSON value of the lease key,
- * `{"hostname": ..., "advertise-url": ...}`, the same shape LiteFS writes).
+ * `{"hostname": ..., "advertise-url": ...}`, the same shape LiteFS writes, plus our
+ * `"proxy-url"`, which LiteFS nodes ignore).
  */
 export interface PrimaryInfo {
   hostname: string;
+  /** The primary's cluster API. */
   advertiseUrl: string;
+  /** The primary's application proxy, where replicas forward writes; absent when it runs none. */
+  proxyUrl?: string;
 }
 
 export type LeaserType = "static" | "consul";

@@ -23,6 +23,8 @@ export interface NodeOptions {
   /** lease.promote: once caught up, ask the primary to hand its lease to this node. */
   promote: boolean;
   reconnectDelayMs: number;
+  /** This node's application proxy URL (published while it is primary); unset without a proxy. */
+  proxyUrl?: string;
 }
 
 /** How long a primary stopping cleanly tries to hand its lease over before it just releases it. */
@@ -69,6 +71,7 @@ export class Node {
   /** The primary as this node knows it: itself, the one it streams from, or null (unknown). */
   private knownPrimary: PrimaryInfo | null = null;
   private status = Date.now();
+  private statusChanged = signal();
   private stopped = false;
   private lease: Lease | null = null;
   private session: ReplicaSession | null = null;
@@ -121,6 +124,11 @@ export class Node {
   /** Moves whenever `.primary` may have changed; `.lag` changes continuously, so it moves per second too. */
   statusVersion(): number {
     return Math.max(this.status, Math.floor(Date.now() / 1000) * 1000);
+  }
+
+  /** Resolves the next time the role, the primary or whether writes are paused changes. */
+  statusChange(): Promise<void> {
+    return this.statusChanged.promise;
   }
 
   /** The cluster this node belongs to (adopted from the lease or the first primary), or null before it joined one. */
@@ -432,12 +440,17 @@ export class Node {
     this.opts.log.info({ role, previous, reason }, role === "primary" ? "this node is now the primary" : `this node is now ${role === "replica" ? "a replica" : "stopping"}`);
     this.events.emit({ type: "role", role, previous, reason });
     // The primary is learnt again from the next stream.
-    this.setKnownPrimary(role === "primary" ? { hostname: this.opts.hostname, advertiseUrl: this.opts.leaser.advertiseUrl } : null);
+    this.setKnownPrimary(role === "primary" ? this.selfInfo() : null);
+  }
+
+  private selfInfo(): PrimaryInfo {
+    const { hostname, leaser, proxyUrl } = this.opts;
+    return { hostname, advertiseUrl: leaser.advertiseUrl, ...(proxyUrl !== undefined && { proxyUrl }) };
   }
 
   private setKnownPrimary(primary: PrimaryInfo | null): void {
     const known = this.knownPrimary;
-    if (primary?.hostname === known?.hostname && primary?.advertiseUrl === known?.advertiseUrl) return;
+    if (primary?.hostname === known?.hostname && primary?.advertiseUrl === known?.advertiseUrl && primary?.proxyUrl === known?.proxyUrl) return;
     this.knownPrimary = primary;
     this.bumpStatus();
     this.events.emit({ type: "primary", hostname: primary?.hostname ?? null, advertiseUrl: primary?.advertiseUrl ?? null, isPrimary: this.isPrimary });
@@ -456,6 +469,9 @@ export class Node {
 
   private bumpStatus(): void {
     this.status = Math.max(Date.now(), this.status + 1);
+    const changed = this.statusChanged;
+    this.statusChanged = signal();
+    changed.resolve();
   }
 }
 
@@ -468,6 +484,13 @@ function fromStore(ev: StoreEvent): NodeEvent {
     case "dropped":
       return { type: "dropped", db: ev.db.name, source: ev.source, position: ev.position };
   }
+}
+
+/** A promise and the function that resolves it (Promise.withResolvers needs Node 22). */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -38,7 +38,7 @@ describe("litefs.yml.example", () => {
       { cmd: "myapp migrate", ifCandidate: true },
       { cmd: "myapp serve -addr :8081", ifCandidate: false },
     ]);
-    expect(config.proxy).toMatchObject({ addr: ":8080", target: "localhost:8081", db: "my.db", forward: true });
+    expect(config.proxy).toMatchObject({ addr: ":8080", target: "localhost:8081", databases: ["my.db"], flyReplay: false });
   });
 
   test("parses as a static replica", () => {

@@ -40,11 +40,6 @@ describe("inactiveSettings", () => {
   // One case per key: the YAML that sets it, and words its message must contain.
   const cases: { key: string; yaml: string; says: string[] }[] = [
     {
-      key: "proxy",
-      yaml: 'proxy:\n  addr: ":8080"\n  target: "localhost:8081"\n  db: app.db\n',
-      says: ["no proxy runs", "proxy.addr"],
-    },
-    {
       key: "http.tls",
       yaml: "http:\n  tls:\n    cert: cert.pem\n    key: key.pem\n",
       says: ["plain HTTP"],
@@ -128,7 +123,6 @@ describe("inactiveSettings", () => {
         db: app.db
     `;
     expect(inactiveSettings(parse(text)).map((s) => s.key)).toEqual([
-      "proxy",
       "http.tls",
       "backup",
       "tracing",

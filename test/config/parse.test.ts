@@ -14,7 +14,8 @@ const LITEFS_DEFAULTS: Config = {
   proxy: {
     addr: undefined,
     target: undefined,
-    db: undefined,
+    databases: [],
+    advertiseUrl: undefined,
     debug: false,
     passthrough: [],
     alwaysForward: [],
@@ -24,7 +25,7 @@ const LITEFS_DEFAULTS: Config = {
     readHeaderTimeoutMs: 10_000,
     writeTimeoutMs: 0,
     idleTimeoutMs: 30_000,
-    forward: true,
+    flyReplay: false,
   },
   lease: {
     type: "static",
@@ -118,7 +119,8 @@ describe("every key is read", () => {
         read-header-timeout: 2s
         write-timeout: 3s
         idle-timeout: 4s
-        forward: false
+        fly-replay: true
+        advertise-url: "http://db-1:8080"
       lease:
         type: consul
         hostname: db-1
@@ -169,7 +171,8 @@ describe("every key is read", () => {
       proxy: {
         addr: ":8080",
         target: "localhost:8081",
-        db: "app.db",
+        databases: ["app.db"],
+        advertiseUrl: "http://db-1:8080",
         debug: true,
         passthrough: ["*.png", "/debug/*"],
         alwaysForward: ["/login"],
@@ -179,7 +182,7 @@ describe("every key is read", () => {
         readHeaderTimeoutMs: 2_000,
         writeTimeoutMs: 3_000,
         idleTimeoutMs: 4_000,
-        forward: false,
+        flyReplay: true,
       },
       lease: {
         type: "consul",
@@ -557,7 +560,7 @@ describe("proxy", () => {
     const text = MINIMAL + "proxy:\n  target: localhost:8081\n";
     expect(problems(text).map((p) => [p.path, p.line, p.message])).toEqual([
       ["proxy.addr", 3, "is required when proxy.target is set"],
-      ["proxy.db", 3, "is required when proxy.target is set (the database whose TXID the proxy tracks)"],
+      ["proxy.db", 3, "is required when proxy.target is set (the database, or list of databases, whose TXID the proxy tracks)"],
     ]);
   });
 
@@ -567,6 +570,18 @@ describe("proxy", () => {
       ["proxy.addr", 4],
       ["proxy.target", 5],
     ]);
+  });
+
+  test("db takes one database (LiteFS) or a list of them", () => {
+    const one = parse(MINIMAL + "proxy:\n  addr: ':8080'\n  target: localhost:8081\n  db: a.db\n");
+    expect(one.proxy.databases).toEqual(["a.db"]);
+    const two = parse(MINIMAL + "proxy:\n  addr: ':8080'\n  target: localhost:8081\n  db: [a.db, b.db]\n");
+    expect(two.proxy.databases).toEqual(["a.db", "b.db"]);
+  });
+
+  test("a database name with a slash is refused", () => {
+    const text = MINIMAL + "proxy:\n  addr: ':8080'\n  target: localhost:8081\n  db: [dir/a.db]\n";
+    expect(problems(text).map((p) => [p.path, p.message])).toEqual([["proxy.db[0]", 'must be a database name without "/", got "dir/a.db"']]);
   });
 
   test("addr without a target is accepted: the proxy is off, as in LiteFS", () => {

@@ -83,6 +83,17 @@ describe("consul leaser: acquire", () => {
     expect(await node("node-b").primaryInfo()).toEqual({ hostname: "node-a", advertiseUrl: "http://node-a:20202" });
   });
 
+  it("publishes the node's proxy URL beside its API URL, and readers learn it", async () => {
+    await start();
+    await node("node-a", { proxyUrl: "http://node-a:8080" }).acquire();
+    expect(JSON.parse(double!.entry("litefs")!.value.toString())).toEqual({
+      hostname: "node-a",
+      "advertise-url": "http://node-a:20202",
+      "proxy-url": "http://node-a:8080",
+    });
+    expect(await node("node-b").primaryInfo()).toEqual({ hostname: "node-a", advertiseUrl: "http://node-a:20202", proxyUrl: "http://node-a:8080" });
+  });
+
   it("refuses a second node while the lease is held, and leaves no session of its own behind", async () => {
     await start();
     const lease = await node("node-a").acquire();
@@ -121,6 +132,8 @@ describe("consul leaser: acquire", () => {
     await expect(reader.primaryInfo()).rejects.toThrow(/"advertise-url"/);
     await putRaw("litefs", "[1,2]");
     expect(await codeOf(reader.primaryInfo())).toBe("LEASE_BAD_VALUE");
+    await putRaw("litefs", JSON.stringify({ hostname: "node-a", "advertise-url": "http://node-a:20202", "proxy-url": 8080 }));
+    await expect(reader.primaryInfo()).rejects.toThrow(/"proxy-url" is not a URL/);
   });
 
   it("gives up an acquire when its signal aborts", async () => {

@@ -16,7 +16,7 @@ export async function consulNode(
   cleanups: Cleanups,
   double: ConsulDouble,
   name: string,
-  opts: { candidate?: boolean; promote?: boolean; httpPort?: number; advertiseUrl?: string } = {},
+  opts: { candidate?: boolean; promote?: boolean; httpPort?: number; advertiseUrl?: string; extraYaml?: string } = {},
 ): Promise<LitefsNode> {
   const node = await LitefsNode.create(name, {
     hostname: name,
@@ -25,6 +25,7 @@ export async function consulNode(
     candidate: opts.candidate ?? true,
     promote: opts.promote,
     advertiseUrl: opts.advertiseUrl,
+    extraYaml: opts.extraYaml,
   });
   cleanups.push(() => node.cleanup());
   return node;

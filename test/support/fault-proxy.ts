@@ -19,6 +19,8 @@ export class FaultProxy {
   private readonly faults: Fault[] = [];
   private readonly sockets = new Set<net.Socket>();
   connections = 0;
+  /** While set, new connections are closed at once (with dropAll: the replica is cut off). */
+  refusing = false;
   /** Response bytes forwarded on the current connection (for tests waiting on a stall). */
   port = 0;
 
@@ -53,6 +55,10 @@ export class FaultProxy {
 
   private onConnection(client: net.Socket): void {
     this.connections++;
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
     const fault = this.faults.shift();
     const upstream = net.connect(this.target.port, this.target.host);
     this.sockets.add(client);
