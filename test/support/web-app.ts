@@ -69,7 +69,11 @@ export class ProxyCluster {
     return this.nodes.slice(1);
   }
 
-  static async start(label: string, replicaCount: number, opts: { proxyYaml?: string; replica?: NodeConfig } = {}): Promise<ProxyCluster> {
+  static async start(
+    label: string,
+    replicaCount: number,
+    opts: { proxyYaml?: string; databases?: string[]; replica?: NodeConfig } = {},
+  ): Promise<ProxyCluster> {
     const primaryPort = await freePort();
     const link = await FaultProxy.start(primaryPort);
     const nodes: ProxiedNode[] = [];
@@ -80,7 +84,7 @@ export class ProxyCluster {
       const app = new WebApp(config.hostname!, node.db("app.db"));
       nodes.push({ node, app, proxyPort, proxyUrl: `http://127.0.0.1:${proxyPort}` });
       await app.start();
-      node.config.extraYaml = ["proxy:", `  addr: "127.0.0.1:${proxyPort}"`, `  target: "127.0.0.1:${app.port}"`, "  db: app.db", opts.proxyYaml ?? ""].join("\n");
+      node.config.extraYaml = ["proxy:", `  addr: "127.0.0.1:${proxyPort}"`, `  target: "127.0.0.1:${app.port}"`, `  db: [${(opts.databases ?? ["app.db"]).join(", ")}]`, opts.proxyYaml ?? ""].join("\n");
       await node.writeConfig();
     };
     const proxied = new ProxyCluster(nodes, link);
