@@ -175,16 +175,24 @@ export class LitefsNode {
 }
 
 /** A TCP port nothing listens on right now (bound and released). */
+/**
+ * A TCP port nothing listens on right now, for a server a test starts later. Picked below the
+ * kernel's ephemeral range (32768-60999): a port from inside it can be taken meanwhile as the
+ * source port of any client connection (the proxy tests open thousands), and the server then
+ * fails with EADDRINUSE. Random, so parallel test files rarely pick the same one; bound and
+ * released here to check it is free.
+ */
 export async function freePort(): Promise<number> {
   const { createServer } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * 22_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once("error", () => resolve(false));
+      srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 export function isMounted(dir: string): boolean {
