@@ -8,7 +8,7 @@ import { CliError } from "./errors.js";
 export class NodeApi {
   constructor(
     readonly baseUrl: string,
-    private readonly token?: string,
+    readonly token?: string,
   ) {}
 
   static async fromConfig(flags: { config?: string; url?: string }): Promise<NodeApi> {
@@ -16,18 +16,25 @@ export class NodeApi {
     return new NodeApi(flags.url ?? localUrl(config), config.http.token);
   }
 
-  async call<T>(method: "GET" | "POST", path: string): Promise<T> {
+  /** `timeoutMs` bounds the wait for the answer's headers and between its body's chunks (default 30 s). */
+  async call<T>(method: "GET" | "POST", path: string, opts: { timeoutMs?: number } = {}): Promise<T> {
     let res;
     try {
       res = await request(new URL(path, this.baseUrl), {
         method,
         headers: authHeaders(this.token),
-        headersTimeout: 30_000,
+        headersTimeout: opts.timeoutMs ?? 30_000,
+        ...(opts.timeoutMs !== undefined && { bodyTimeout: opts.timeoutMs }),
       });
     } catch (err) {
       throw new CliError("CLI_NODE_UNREACHABLE", `cannot reach the litefs node at ${this.baseUrl}: ${(err as Error).message} (is litefs mount running?)`);
     }
-    const text = await res.body.text();
+    let text;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      throw new CliError("CLI_NODE_UNREACHABLE", `the litefs node at ${this.baseUrl} stopped answering ${method} ${path}: ${(err as Error).message}`);
+    }
     if (res.statusCode !== 200) throw new CliError("CLI_NODE_REFUSED", `${method} ${path} failed (${res.statusCode}): ${errorText(text)}`);
     try {
       return JSON.parse(text) as T;
@@ -37,7 +44,8 @@ export class NodeApi {
   }
 }
 
-function localUrl(config: Config): string {
+/** The local node's cluster API, from http.addr (loopback when it listens on every address). */
+export function localUrl(config: Config): string {
   const addr = config.http.addr;
   const i = addr.lastIndexOf(":");
   const host = addr.slice(0, i).replace(/^\[|\]$/g, "");

@@ -2,6 +2,8 @@
 import { Command, CommanderError } from "commander";
 import { LitefsError } from "../errors.js";
 import { normalizeGoFlags } from "./flags.js";
+import { registerExport } from "./export.js";
+import { registerImport } from "./import.js";
 import { registerLtx } from "./ltx.js";
 import { registerMount } from "./mount.js";
 import { registerHandoff } from "./handoff.js";
@@ -23,6 +25,8 @@ registerRun(program);
 registerStatus(program);
 registerPromote(program);
 registerHandoff(program);
+registerImport(program);
+registerExport(program);
 registerVersion(program);
 
 async function main(): Promise<void> {

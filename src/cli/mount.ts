@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { loadConfig, type Config } from "../config/index.js";
-import { Daemon } from "../daemon/daemon.js";
+import type { Daemon } from "../daemon/daemon.js";
 import { runToCompletion, splitCommandLine, startChild, waitForExit } from "../daemon/exec.js";
 import { createLogger } from "./logger.js";
 
@@ -46,6 +46,8 @@ async function runMount(flags: MountFlags, appArgv: string[]): Promise<number> {
     );
   }
 
+  // Loaded here, not at the top: the other verbs need none of FUSE, SQLite or the node (and its ~15 MB).
+  const { Daemon } = await import("../daemon/daemon.js");
   const daemon = new Daemon({ config, log, skipUnmount: flags.skipUnmount, fuseDebug: flags.fuseDebug });
   try {
     await daemon.start();

@@ -113,6 +113,7 @@ export class Daemon {
           token: config.http.token,
           databases: config.lease.databases,
           candidate: config.lease.candidate,
+          apiUrl: urls.apiUrl,
           reconnectDelayMs: config.lease.reconnectDelayMs,
         }),
       log,

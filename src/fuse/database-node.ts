@@ -44,6 +44,6 @@ export class DatabaseFileNode {
   }
 
   private mode(): number {
-    return this.authority === "primary" || this.kind === "shm" ? 0o644 : 0o444;
+    return this.authority !== "replica" || this.kind === "shm" ? 0o644 : 0o444;
   }
 }

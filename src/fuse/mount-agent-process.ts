@@ -28,11 +28,13 @@ import { LtxError, decodeLtx, decodeLtxFile, type LtxPage } from "../ltx/index.j
 import { ofdLock } from "../os/ofd-lock.js";
 import { foldWal, rollbackJournal, type RepairFile } from "../store/sqlite-repair.js";
 import { MountAgentError } from "./errors.js";
-import { lockDatabaseExclusive, lockShmExclusive, writeAll } from "./mount-locks.js";
+import { lockByte, lockDatabaseExclusive, lockShmExclusive, writeAll } from "./mount-locks.js";
 import { MOUNT_AGENT_ERROR_CODES, type ApplyFileRef, type MountAgentErrorCode, type MountAgentRequest, type MountAgentResponse } from "./mount-agent-protocol.js";
 import {
   DB_HEADER_SIZE,
+  RESERVED_BYTE,
   SHM_INDEX_HEADER_SIZE,
+  SHM_LOCK_WRITE,
   WAL_HEADER_SIZE,
   buildInvalidatedWalIndex,
   isDatabaseHeader,
@@ -93,7 +95,8 @@ function closeDatabase(name: string): void {
 }
 
 function closeAll(): void {
-  for (const name of [...openDatabases.keys()]) closeDatabase(name);
+  // A held write lock lives on its open file: closing it would let the lock go.
+  for (const name of [...openDatabases.keys()]) if (!heldWrites.has(name)) closeDatabase(name);
 }
 
 /**
@@ -250,18 +253,26 @@ async function decodeInto(plan: PagePlan, file: ApplyFileRef, fd: number | null)
 
 // ---- one request ---------------------------------------------------------------------------------
 
+/** Databases whose write lock this agent holds between requests (hold-writes). */
+const heldWrites = new Set<string>();
+
 async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<number> {
   const dbPath = path.join(MNT, req.db);
   const shmPath = `${dbPath}-shm`;
   const walPath = `${dbPath}-wal`;
-  if (req.reopen) closeDatabase(req.db);
+  if (req.reopen && !heldWrites.has(req.db)) closeDatabase(req.db);
   const cached: OpenDatabase = openDatabases.get(req.db) ?? { db: null, shm: null, wal: null };
   openDatabases.set(req.db, cached);
 
+  // With a held write lock (an import), the locks stay on the file that holds it, and the pages go
+  // through a new open: the held one was opened before the import and may not write.
+  let writeFd: number | null = null;
   try {
     cached.db = reuse(dbPath, cached.db, () => fs.openSync(dbPath, fs.constants.O_RDWR));
     if (!cached.db) throw new MountAgentError("AGENT_NOT_FOUND", `${dbPath} does not exist`);
-    const dbFd = cached.db.fd;
+    const lockFd = cached.db.fd;
+    if (heldWrites.has(req.db)) writeFd = fs.openSync(dbPath, fs.constants.O_RDWR);
+    const dbFd = writeFd ?? lockFd;
 
     // Decode ahead of the locks, as far as memory allows.
     const plan = new PagePlan(fs.fstatSync(dbFd).size);
@@ -286,9 +297,15 @@ async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<
         shmFd = cached.shm!.fd;
         lockShmExclusive(shmFd, deadline);
       } else {
-        lockDatabaseExclusive(dbFd, deadline);
+        lockDatabaseExclusive(lockFd, deadline);
       }
 
+      // Every page is replaced: the WAL's frames would only shadow them.
+      if (req.resetWal && fs.existsSync(walPath)) {
+        closeQuietly(cached.wal);
+        cached.wal = null;
+        fs.truncateSync(walPath, 0);
+      }
       plan.flush(dbFd);
       for (; next < req.files.length; next++) await addFile(plan, req.files[next], dbFd);
       plan.finish(dbFd);
@@ -300,13 +317,50 @@ async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<
       return plan.written;
     } finally {
       if (shmFd !== null) ofdLock(shmFd, "unlock", 0, 0);
-      ofdLock(dbFd, "unlock", 0, 0);
+      ofdLock(lockFd, "unlock", 0, 0);
+      heldWrites.delete(req.db);
     }
   } catch (err) {
     // Start from fresh opens next time.
     closeDatabase(req.db);
     throw err;
+  } finally {
+    if (writeFd !== null) {
+      fs.closeSync(writeFd);
+      // The held files were opened while this node wrote as the primary: not for later applies.
+      closeDatabase(req.db);
+    }
   }
+}
+
+/** See the hold-writes request: writers wait on SQLite's own write lock, readers are not stopped. */
+function holdWrites(req: Extract<MountAgentRequest, { op: "hold-writes" }>): number {
+  const dbPath = path.join(MNT, req.db);
+  const cached: OpenDatabase = openDatabases.get(req.db) ?? { db: null, shm: null, wal: null };
+  openDatabases.set(req.db, cached);
+  try {
+    cached.db = reuse(dbPath, cached.db, () => fs.openSync(dbPath, fs.constants.O_RDWR));
+    if (!cached.db) throw new MountAgentError("AGENT_NOT_FOUND", `${dbPath} does not exist`);
+    const deadline = Date.now() + req.lockTimeoutMs;
+    if (isWalMode(cached.db.fd)) {
+      const shmPath = `${dbPath}-shm`;
+      cached.shm = reuse(shmPath, cached.shm, () => fs.openSync(shmPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644));
+      lockByte(cached.shm!.fd, "WAL index WRITE", SHM_LOCK_WRITE, deadline);
+    } else {
+      lockByte(cached.db.fd, "database RESERVED", RESERVED_BYTE, deadline);
+    }
+    heldWrites.add(req.db);
+    return 0;
+  } catch (err) {
+    closeDatabase(req.db);
+    throw err;
+  }
+}
+
+function releaseWrites(req: Extract<MountAgentRequest, { op: "release-writes" }>): number {
+  heldWrites.delete(req.db);
+  closeDatabase(req.db); // closing the files lets go of every lock on them
+  return 0;
 }
 
 /**
@@ -442,6 +496,10 @@ function run(req: MountAgentRequest): Promise<number> | number {
       return repairJournal(req);
     case "fold-wal":
       return repairWal(req);
+    case "hold-writes":
+      return holdWrites(req);
+    case "release-writes":
+      return releaseWrites(req);
   }
 }
 

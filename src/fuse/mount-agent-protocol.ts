@@ -23,8 +23,17 @@ export type MountAgentRequest =
   /**
    * Apply `files` in order under one hold of SQLite's locks: readers see the state before the
    * first file or after the last. `reopen`: the database was (re)created since the last request.
+   * `resetWal`: the files replace every page, so the WAL's frames are discarded under the locks
+   * (an import on the primary). Releases every lock, a held write lock too.
    */
-  | (RequestBase & { op: "apply"; files: ApplyFileRef[]; reopen: boolean })
+  | (RequestBase & { op: "apply"; files: ApplyFileRef[]; reopen: boolean; resetWal: boolean })
+  /**
+   * Take SQLite's write lock (WAL: the -shm WRITE byte; rollback journal: RESERVED) and keep it
+   * after answering: the database's writers wait (SQLITE_BUSY), its readers go on.
+   */
+  | (RequestBase & { op: "hold-writes" })
+  /** Let go of every lock held on the database. */
+  | (RequestBase & { op: "release-writes" })
   /** Put back the pages of a cut-off rollback-journal transaction, then empty the journal. */
   | (RequestBase & { op: "rollback-journal" })
   /** Fold the WAL's committed frames (up to `committedEnd`) into the database file, then empty the WAL. */
@@ -45,5 +54,5 @@ export const MOUNT_AGENT_ERROR_CODES = [
 
 export type MountAgentErrorCode = (typeof MOUNT_AGENT_ERROR_CODES)[number];
 
-/** `result`: pages written (apply), restored (rollback-journal) or folded (fold-wal). */
+/** `result`: pages written (apply), restored (rollback-journal) or folded (fold-wal); 0 for the locks. */
 export type MountAgentResponse = { id: number; ok: true; result: number } | { id: number; ok: false; code: MountAgentErrorCode; message: string };

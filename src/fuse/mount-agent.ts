@@ -68,8 +68,22 @@ export class MountAgent implements MountWriter {
     }
   }
 
-  async apply(db: Database, files: readonly ApplyFile[], opts: { reopen?: boolean } = {}): Promise<void> {
-    await this.request({ op: "apply", db: db.name, files: files.map((f) => ({ path: f.path, pages: f.pages, pageSize: f.pageSize })), reopen: opts.reopen ?? false });
+  async apply(db: Database, files: readonly ApplyFile[], opts: { reopen?: boolean; resetWal?: boolean } = {}): Promise<void> {
+    await this.request({
+      op: "apply",
+      db: db.name,
+      files: files.map((f) => ({ path: f.path, pages: f.pages, pageSize: f.pageSize })),
+      reopen: opts.reopen ?? false,
+      resetWal: opts.resetWal ?? false,
+    });
+  }
+
+  async holdWrites(db: string): Promise<void> {
+    await this.request({ op: "hold-writes", db });
+  }
+
+  async releaseWrites(db: string): Promise<void> {
+    await this.request({ op: "release-writes", db });
   }
 
   async repair(jobs: readonly RepairJob[]): Promise<RepairResult[]> {

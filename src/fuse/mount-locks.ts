@@ -27,6 +27,11 @@ function acquireLock(what: string, tryLock: () => boolean, deadline: number): vo
   }
 }
 
+/** One lock byte, exclusively (SQLite's write lock: the -shm WRITE byte, or the database's RESERVED byte). */
+export function lockByte(fd: number, what: string, byte: number, deadline: number): void {
+  acquireLock(what, () => ofdLock(fd, "write", byte, 1), deadline);
+}
+
 /** As SQLite's own writers do: PENDING first stops new readers, then wait out the current ones. */
 export function lockDatabaseExclusive(fd: number, deadline: number): void {
   acquireLock("database PENDING", () => ofdLock(fd, "write", PENDING_BYTE, 1), deadline);

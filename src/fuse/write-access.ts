@@ -13,7 +13,7 @@ export type HandleAccess =
   | "read"
   /** The primary: every commit is captured into an LTX file. */
   | "captured"
-  /** The node's mount agent on a replica: pages already captured on the primary, and repairs. */
+  /** The node's mount agent on a replica (pages already captured on the primary, repairs) or during an import. */
   | "apply"
   /**
    * The -shm, on any node: SQLite's wal-index and read marks, never captured, written by readers
@@ -38,6 +38,8 @@ export function accessFor(authority: WriteAuthority, kind: FileKind, wantsWrite:
       // SQLite's WAL readers open -wal read-write even on a read-only connection; they never write it.
       if (kind === "wal") return "read";
       return null;
+    case "importing":
+      return fromMountAgent() ? "apply" : "captured";
   }
 }
 

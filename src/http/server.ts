@@ -4,10 +4,12 @@ import type { Logger } from "pino";
 import { LitefsError } from "../errors.js";
 import type { Node } from "../node/node.js";
 import type { NodeErrorCode } from "../node/errors.js";
+import type { StoreErrorCode } from "../store/errors.js";
 import type { Store } from "../store/store.js";
 import { isAuthorized } from "./auth.js";
 import { HttpError } from "./errors.js";
 import { serveEvents } from "./events.js";
+import { serveExport, serveImport } from "./import-export.js";
 import { serveStream } from "./stream-primary.js";
 import { MAX_STREAM_REQUEST_BYTES, parseStreamRequest } from "./stream-request.js";
 
@@ -26,6 +28,13 @@ export interface ApiServerOptions {
 
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<void>;
 
+/** How the Store's refusals answer over HTTP (the rest are 500). */
+const STORE_STATUS: Partial<Record<StoreErrorCode, number>> = {
+  STORE_BAD_IMPORT: 400,
+  STORE_BAD_NAME: 400,
+  STORE_NOT_FOUND: 404,
+};
+
 /** How the Node's refusals answer over HTTP. */
 const NODE_STATUS: Record<NodeErrorCode, number> = {
   NODE_NOT_PRIMARY: 503,
@@ -35,6 +44,7 @@ const NODE_STATUS: Record<NodeErrorCode, number> = {
   NODE_HANDOFF_FAILED: 409,
   NODE_PROMOTION_TIMEOUT: 504,
   NODE_CLUSTER_MISMATCH: 409,
+  NODE_BUSY: 409,
 };
 
 /**
@@ -67,6 +77,8 @@ export class ApiServer {
         await node().handoff(target);
         sendJson(res, 200, { handedOffTo: target });
       },
+      "POST /import": (req, res, url) => serveImport(req, res, url, node(), opts.store),
+      "GET /export": (req, res, url) => serveExport(req, res, url, opts.store),
       "POST /promote": async (req, res) => {
         req.resume();
         const { changed } = await node().promote();
@@ -163,7 +175,7 @@ export class ApiServer {
     });
     res.flushHeaders();
     log.info({ replica: parsed.hostname, node: parsed.nodeId }, "replica connected");
-    const replica = node.replicas.connect({ nodeId: parsed.nodeId, hostname: parsed.hostname, candidate: parsed.candidate ?? false });
+    const replica = node.replicas.connect({ nodeId: parsed.nodeId, hostname: parsed.hostname, candidate: parsed.candidate ?? false, url: parsed.apiUrl ?? null });
     try {
       await serveStream(parsed, res, { store, log, compress: this.opts.compress, heartbeatMs: this.opts.heartbeatMs ?? 1000 }, node.replicas.signal, replica);
     } finally {
@@ -176,6 +188,7 @@ export class ApiServer {
 function httpStatus(err: unknown): number {
   if (err instanceof HttpError) return err.status;
   if (err instanceof LitefsError && err.code in NODE_STATUS) return NODE_STATUS[err.code as NodeErrorCode];
+  if (err instanceof LitefsError && err.code in STORE_STATUS) return STORE_STATUS[err.code as StoreErrorCode]!;
   return 500;
 }
 

@@ -148,6 +148,13 @@ async function catchUp(
     }
     opts.log.info({ db: db.name, replica: req.hostname, from: have.toString(), to: cur.toString() }, "sending snapshot");
     if (have.txid > 0) await logDiscarded(db, have, req, opts.log);
+    // An import leaves a snapshot LTX: sent as it is, rather than built again on the FUSE thread.
+    const stored = await storedSnapshot(db, have);
+    if (stored) {
+      await sendFile(db.name, stored.path, write);
+      have = stored.after;
+      continue;
+    }
     const tmp = db.ltx.tempPath("snapshot");
     try {
       // Synchronous: it captures exactly `cur`, nothing can commit in between.
@@ -213,6 +220,22 @@ async function nextFile(db: Database, have: Position): Promise<{ file: LtxFileIn
     const { header, post } = bytes ? headerAndPost(bytes, file.path) : await readHeaderAndPost(file.path);
     const fits = have.txid === 0 ? header.minTxid === 1 : header.preApplyChecksum === have.postApplyChecksum;
     return fits ? { file, after: new Position(header.maxTxid, post), bytes } : null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null; // removed by retention meanwhile
+    throw err;
+  }
+}
+
+/** The newest stored snapshot (TXIDs 1..N, pre-apply checksum 0) that would move `have` forward. */
+async function storedSnapshot(db: Database, have: Position): Promise<{ path: string; after: Position } | null> {
+  const file = db.ltx
+    .list()
+    .filter((f) => f.minTxid === 1 && f.maxTxid > have.txid)
+    .pop();
+  if (!file) return null;
+  try {
+    const { header, post } = await readHeaderAndPost(file.path);
+    return header.preApplyChecksum === 0n ? { path: file.path, after: new Position(header.maxTxid, post) } : null;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null; // removed by retention meanwhile
     throw err;

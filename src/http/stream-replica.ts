@@ -18,6 +18,8 @@ export interface ReplicaStreamOptions extends ReplicaSessionOptions {
   databases: string[];
   /** lease.candidate: tells the primary it may hand its lease to this node. */
   candidate?: boolean;
+  /** This node's own cluster API, told to the primary so `litefs status` can reach it (daemon/leaser.ts nodeUrls). */
+  apiUrl?: string;
   reconnectDelayMs: number;
   /** No frame for this long (heartbeats come every second) means the primary is gone. */
   idleTimeoutMs?: number;
@@ -98,6 +100,7 @@ export class ReplicaStream implements ReplicaSession {
       hostname: this.opts.hostname,
       clusterId: readClusterId(store.dataDir) ?? "",
       candidate: this.opts.candidate ?? false,
+      ...(this.opts.apiUrl !== undefined && { apiUrl: this.opts.apiUrl }),
       databases: this.opts.databases.length ? this.opts.databases : null,
       positions,
       history: Object.fromEntries(store.allDatabases().map((db) => [db.name, db.recentHistory().map((p) => p.toString())])),

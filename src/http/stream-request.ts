@@ -6,6 +6,9 @@ import { StreamError } from "./frames.js";
 /** Largest POST /stream body accepted: positions of thousands of databases fit easily. */
 export const MAX_STREAM_REQUEST_BYTES = 1 << 20;
 
+/** Longest replica API URL accepted (a URL, not a document). */
+export const MAX_API_URL_LENGTH = 2048;
+
 const positionText = z.string().regex(/^[0-9a-f]{16}\/[0-9a-f]{16}$/, "position must be %016x/%016x");
 
 /** What a replica sends to open a stream: who it is and where each of its databases stands. */
@@ -16,6 +19,8 @@ const streamRequestSchema = z
     clusterId: z.union([z.literal(""), z.string().regex(CLUSTER_ID_PATTERN, "clusterId must be LFSC and 16 hex digits")]),
     /** lease.candidate of the replica: may the lease be handed to it. */
     candidate: z.boolean().optional(),
+    /** The replica's own cluster API, listed in the primary's /info for `litefs status`. */
+    apiUrl: z.string().max(MAX_API_URL_LENGTH).refine(isHttpUrl, "apiUrl must be an http:// or https:// URL").optional(),
     /** Databases this replica wants (lease.databases); null or absent = all. */
     databases: z.array(z.string().min(1).max(255)).max(100_000).nullish(),
     positions: z.record(z.string().min(1).max(255), positionText),
@@ -28,6 +33,7 @@ export interface StreamRequest {
   nodeId: string;
   candidate?: boolean;
   hostname: string;
+  apiUrl?: string;
   clusterId: string;
   databases: string[] | null;
   positions: Map<string, Position>;
@@ -52,4 +58,13 @@ export function parseStreamRequest(body: string): StreamRequest {
   const history = new Map<string, Position[]>();
   for (const [name, list] of Object.entries(parsed.data.history ?? {})) history.set(name, list.map((t) => Position.parse(t)));
   return { ...parsed.data, databases: parsed.data.databases ?? null, positions, history };
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === "http:" || protocol === "https:";
+  } catch {
+    return false;
+  }
 }

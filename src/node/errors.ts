@@ -14,7 +14,9 @@ export type NodeErrorCode =
   /** The primary agreed to hand over but this node did not become primary in time. */
   | "NODE_PROMOTION_TIMEOUT"
   /** This node's cluster ID and the lease's differ. */
-  | "NODE_CLUSTER_MISMATCH";
+  | "NODE_CLUSTER_MISMATCH"
+  /** Another import of the same database is running. */
+  | "NODE_BUSY";
 
 export class NodeError extends LitefsError {
   declare readonly code: NodeErrorCode;

@@ -1,5 +1,9 @@
+import * as fs from "node:fs";
 import type { Logger } from "pino";
-import { isLeaseError, type Lease, type Leaser, type PrimaryInfo } from "../lease/index.js";
+import type { Position } from "../ltx/index.js";
+import { applyReceivedBatch, type ReceivedLtx } from "../store/apply.js";
+import { checkImportFile, importLtx } from "../store/import.js";
+import { isLeaseError, type Lease, type Leaser, type LeaserType, type PrimaryInfo } from "../lease/index.js";
 import { generateClusterId, readClusterId, writeClusterId } from "../store/cluster-id.js";
 import type { StoreEvent } from "../store/events.js";
 import type { MountWriter, RepairJob } from "../store/mount-writer.js";
@@ -7,14 +11,14 @@ import type { Store } from "../store/store.js";
 import type { WriteAuthority } from "../store/write-authority.js";
 import { NodeError } from "./errors.js";
 import { NodeEvents, type NodeEvent, type NodeRole } from "./events.js";
-import { ConnectedReplicas } from "./replicas.js";
+import { ConnectedReplicas, type ReplicaListing } from "./replicas.js";
 import type { PeerApi, ReplicaClient, ReplicaSession } from "./seams.js";
 
 export interface NodeOptions {
   store: Store;
   leaser: Leaser;
-  /** Repairs what SQLite clients left in flight when this node stops being the primary. */
-  mountWriter: Pick<MountWriter, "repair">;
+  /** Writes through the mount: repairs after a demotion, imports. */
+  mountWriter: MountWriter;
   replicaClient: ReplicaClient;
   peers: PeerApi;
   log: Logger;
@@ -43,7 +47,9 @@ export interface NodeInfo {
   /** The primary's cluster API URL (its advertise URL). */
   primaryUrl: string | null;
   lagMs: number;
-  replicas: Array<{ hostname: string; nodeId: string; candidate: boolean }>;
+  leaseType: LeaserType;
+  /** On the primary: its replicas, connected or disconnected in the last minute. */
+  replicas: ReplicaListing[];
   databases: Record<string, { position: string; exists: boolean }>;
 }
 
@@ -70,6 +76,8 @@ export class Node {
   private writesPaused = false;
   /** The primary as this node knows it: itself, the one it streams from, or null (unknown). */
   private knownPrimary: PrimaryInfo | null = null;
+  /** Databases an import is replacing right now (write authority "importing" once it holds their write lock). */
+  private readonly imports = new Map<string, { holding: boolean }>();
   private status = Date.now();
   private statusChanged = signal();
   private stopped = false;
@@ -103,8 +111,9 @@ export class Node {
   }
 
   /** Asked by the FUSE adapter on every open and write. */
-  writeAuthority(_db: string): WriteAuthority {
-    return this.currentRole === "primary" && !this.writesPaused ? "primary" : "replica";
+  writeAuthority(db: string): WriteAuthority {
+    if (this.currentRole !== "primary" || this.writesPaused) return "replica";
+    return this.imports.get(db)?.holding ? "importing" : "primary";
   }
 
   /** The primary's hostname while this replica knows it (`.primary`); null on the primary. */
@@ -147,7 +156,8 @@ export class Node {
       primary: this.knownPrimary?.hostname ?? null,
       primaryUrl: this.knownPrimary?.advertiseUrl ?? null,
       lagMs: this.lagMs(),
-      replicas: this.replicas.list().map((r) => ({ ...r.identity })),
+      leaseType: this.opts.leaser.type,
+      replicas: this.replicas.listing(),
       databases: Object.fromEntries(store.knownDatabases().map((db) => [db.name, { position: db.position.toString(), exists: db.exists }])),
     };
   }
@@ -264,6 +274,59 @@ export class Node {
     if (!replica.identity.candidate) throw new NodeError("NODE_HANDOFF_FAILED", `replica ${replica.identity.hostname} is not a lease candidate`);
     await replica.handoff(leaseId);
     this.opts.log.info({ replica: replica.identity.hostname, node: replica.identity.nodeId }, "lease handed off");
+  }
+
+  // ---- import ------------------------------------------------------------------------------------
+
+  /**
+   * On the primary: replaces database `name` (or creates it) with the SQLite file at `source`,
+   * as one transaction every node applies whole (a snapshot LTX). The file is checked first
+   * (STORE_BAD_IMPORT says why, and nothing changes). The LTX is built from the file while apps
+   * keep writing; then the mount agent takes SQLite's write lock (writers wait), the LTX is
+   * rebuilt if a commit slipped in meanwhile, and the agent writes every page under the
+   * exclusive locks, so open connections see the old content or the new.
+   */
+  async importDatabase(name: string, source: string): Promise<{ position: Position; pageSize: number; pageCount: number }> {
+    const { store, mountWriter, log } = this.opts;
+    this.assertWritable(`import ${name}`);
+    if (this.imports.has(name)) throw new NodeError("NODE_BUSY", `an import of ${name} is already running on this node`);
+    const file = await checkImportFile(source);
+    const db = store.databaseForReplication(name);
+    const state = { holding: false };
+    this.imports.set(name, state);
+    let ltx: ReceivedLtx | null = null;
+    try {
+      ltx = await importLtx(db, source, file, store.compress);
+      if (db.exists) {
+        await mountWriter.holdWrites(name);
+        state.holding = true;
+        this.bumpStatus();
+        this.assertWritable(`import ${name}`);
+        if (ltx.header.maxTxid !== db.position.txid + 1) {
+          fs.rmSync(ltx.tmpPath, { force: true });
+          ltx = await importLtx(db, source, file, store.compress);
+        }
+      } else {
+        state.holding = true;
+        this.bumpStatus();
+      }
+      await applyReceivedBatch(db, [ltx], mountWriter, { resetWal: true });
+      ltx = null;
+      state.holding = false; // the apply let go of every lock
+    } finally {
+      if (ltx) fs.rmSync(ltx.tmpPath, { force: true });
+      if (state.holding && db.exists) await mountWriter.releaseWrites(name).catch((err) => log.warn({ err, db: name }, "releasing the import's write lock failed"));
+      this.imports.delete(name);
+      this.bumpStatus();
+    }
+    log.info({ db: name, txid: db.position.txid, pages: file.pageCount, pageSize: file.pageSize }, "database imported");
+    return { position: db.position, ...file };
+  }
+
+  private assertWritable(what: string): void {
+    if (this.currentRole === "primary" && !this.writesPaused) return;
+    const primary = this.knownPrimary && !this.isPrimary ? ` (the primary is ${this.knownPrimary.hostname}, ${this.knownPrimary.advertiseUrl})` : "";
+    throw new NodeError("NODE_NOT_PRIMARY", `cannot ${what}: this node is not the primary${primary}`);
   }
 
   // ---- the lease loop --------------------------------------------------------------------------

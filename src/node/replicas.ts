@@ -4,6 +4,19 @@ export interface ReplicaIdentity {
   hostname: string;
   /** lease.candidate of the replica: may the lease be handed to it. */
   candidate: boolean;
+  /** The replica's own cluster API, from its stream request; null when it did not say. */
+  url: string | null;
+}
+
+/** How long the primary keeps listing a replica whose stream ended, so `litefs status` can report it. */
+export const DISCONNECTED_LISTING_MS = 60_000;
+
+/** One replica as /info lists it: connected now, or disconnected within DISCONNECTED_LISTING_MS. */
+export interface ReplicaListing extends ReplicaIdentity {
+  connected: boolean;
+  connectedAt: string;
+  /** When its stream ended (ISO 8601); only on a disconnected replica. */
+  disconnectedAt?: string;
 }
 
 /**
@@ -14,9 +27,13 @@ export class ConnectedReplica {
   pendingHandoff: { leaseId: string; resolve: () => void; reject: (err: Error) => void } | null = null;
   /** Wakes the stream so it looks at `pendingHandoff`; set by the stream. */
   poke: () => void = () => undefined;
-  readonly connectedAt = Date.now();
 
-  constructor(readonly identity: ReplicaIdentity) {}
+  constructor(
+    readonly identity: ReplicaIdentity,
+    readonly connectedAt: number,
+    /** The primary term it connected in: aborted when this node ended the stream itself. */
+    readonly term: AbortSignal,
+  ) {}
 
   handoff(leaseId: string): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -28,11 +45,21 @@ export class ConnectedReplica {
 
 /**
  * The replicas connected to this primary, one per node ID, and the signal that ends all their
- * streams when this node stops being the primary.
+ * streams when this node stops being the primary. Replicas whose stream ended during this term
+ * stay listed (not connected) for a while: a replica that went away is a problem worth
+ * reporting, not a node that never existed.
  */
 export class ConnectedReplicas {
   private readonly byNodeId = new Map<string, ConnectedReplica>();
+  private readonly disconnected = new Map<string, { replica: ConnectedReplica; at: number }>();
   private term = new AbortController();
+  private readonly now: () => number;
+  private readonly listingMs: number;
+
+  constructor(opts: { now?: () => number; disconnectedListingMs?: number } = {}) {
+    this.now = opts.now ?? Date.now;
+    this.listingMs = opts.disconnectedListingMs ?? DISCONNECTED_LISTING_MS;
+  }
 
   /** Aborted when the current primary term ends; a stream opened now ends with it. */
   get signal(): AbortSignal {
@@ -40,20 +67,40 @@ export class ConnectedReplicas {
   }
 
   connect(identity: ReplicaIdentity): ConnectedReplica {
-    const replica = new ConnectedReplica(identity);
+    const replica = new ConnectedReplica(identity, this.now(), this.term.signal);
     this.byNodeId.set(identity.nodeId, replica);
+    this.disconnected.delete(identity.nodeId);
     return replica;
   }
 
   disconnect(replica: ConnectedReplica): void {
-    if (this.byNodeId.get(replica.identity.nodeId) === replica) this.byNodeId.delete(replica.identity.nodeId);
+    const { nodeId } = replica.identity;
+    if (this.byNodeId.get(nodeId) !== replica) return;
+    this.byNodeId.delete(nodeId);
+    // Streams this node ended (no longer primary) say nothing about the replica.
+    if (!replica.term.aborted) this.disconnected.set(nodeId, { replica, at: this.now() });
   }
 
+  /** The replicas connected now. */
   list(): ConnectedReplica[] {
     return [...this.byNodeId.values()];
   }
 
-  /** By node ID or hostname. */
+  /** What /info reports: the connected replicas, then those disconnected recently (most recent first). */
+  listing(): ReplicaListing[] {
+    const now = this.now();
+    for (const [nodeId, { at }] of this.disconnected) if (now - at > this.listingMs) this.disconnected.delete(nodeId);
+    const entry = (r: ConnectedReplica, disconnectedAt?: number): ReplicaListing => ({
+      ...r.identity,
+      connected: disconnectedAt === undefined,
+      connectedAt: new Date(r.connectedAt).toISOString(),
+      ...(disconnectedAt !== undefined && { disconnectedAt: new Date(disconnectedAt).toISOString() }),
+    });
+    const gone = [...this.disconnected.values()].sort((a, b) => b.at - a.at);
+    return [...this.list().map((r) => entry(r)), ...gone.map(({ replica, at }) => entry(replica, at))];
+  }
+
+  /** A connected replica, by node ID or hostname. */
   find(id: string): ConnectedReplica | undefined {
     return this.byNodeId.get(id) ?? this.list().find((r) => r.identity.hostname === id);
   }
@@ -66,5 +113,6 @@ export class ConnectedReplicas {
   endAll(reason: string): void {
     this.term.abort(reason);
     this.term = new AbortController();
+    this.disconnected.clear();
   }
 }

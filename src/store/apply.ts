@@ -19,9 +19,10 @@ export interface PageWriter {
   /**
    * Applies `files` to `db` in order, under one hold of SQLite's locks: readers see the database
    * before the first file or after the last. `reopen`: the database was (re)created since the
-   * previous call, so files kept open from before must not be reused.
+   * previous call, so files kept open from before must not be reused. `resetWal`: the files
+   * replace every page, so the WAL is emptied under the same locks (an import on the primary).
    */
-  apply(db: Database, files: readonly ApplyFile[], opts?: { reopen?: boolean }): Promise<void>;
+  apply(db: Database, files: readonly ApplyFile[], opts?: { reopen?: boolean; resetWal?: boolean }): Promise<void>;
 }
 
 export interface ReceivedLtx {
@@ -194,7 +195,7 @@ function checkFits(name: string, pos: Position, header: LtxHeader): void {
  *
  * A snapshot replaces every other LTX file; a deletion (commit 0) drops the database.
  */
-export async function applyReceivedBatch(db: Database, files: readonly ReceivedLtx[], writer: PageWriter): Promise<void> {
+export async function applyReceivedBatch(db: Database, files: readonly ReceivedLtx[], writer: PageWriter, opts: { resetWal?: boolean } = {}): Promise<void> {
   if (files.length === 0) return;
   let pos = db.position;
   for (const f of files) {
@@ -212,7 +213,7 @@ export async function applyReceivedBatch(db: Database, files: readonly ReceivedL
     db.pageSize = files[withPages - 1].header.pageSize;
     const toApply: ApplyFile[] = [];
     for (let i = 0; i < withPages; i++) toApply.push({ path: paths[i], pages: files[i].checksums.size, pageSize: files[i].header.pageSize });
-    await writer.apply(db, toApply, { reopen });
+    await writer.apply(db, toApply, { reopen, resetWal: opts.resetWal });
   }
 
   for (let i = 0; i < files.length; i++) {

@@ -11,7 +11,8 @@ export type StoreErrorCode =
   | "STORE_BAD_NAME" // database name not allowed
   | "STORE_NOT_FOUND"
   | "STORE_POSITION_MISMATCH" // an LTX that does not follow the current position
-  | "STORE_CAPTURE_FAILED"; // could not write the LTX of a committed transaction
+  | "STORE_CAPTURE_FAILED" // could not write the LTX of a committed transaction
+  | "STORE_BAD_IMPORT"; // a file given to import that is not a whole SQLite database
 
 export class StoreError extends LitefsError {
   declare readonly code: StoreErrorCode;

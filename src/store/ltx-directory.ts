@@ -129,7 +129,7 @@ export class LtxDirectory {
 }
 
 /** Coalesces the encoder's small chunks into large writes. */
-class BufferedWriter {
+export class BufferedWriter {
   private buf = Buffer.allocUnsafe(WRITE_BUFFER_SIZE);
   private used = 0;
 

@@ -17,8 +17,14 @@ export interface RepairResult {
 
 /**
  * Every write the node makes through its own mount (the mount agent, src/fuse/mount-agent.ts):
- * replicated pages, and the repairs after a demotion.
+ * replicated pages, imports, and the repairs after a demotion.
  */
 export interface MountWriter extends PageWriter {
   repair(jobs: readonly RepairJob[]): Promise<RepairResult[]>;
+  /**
+   * Takes SQLite's write lock on a database and keeps it until `releaseWrites` or the next
+   * `apply` (which releases every lock): its writers wait (SQLITE_BUSY), its readers go on.
+   */
+  holdWrites(db: string): Promise<void>;
+  releaseWrites(db: string): Promise<void>;
 }

@@ -21,20 +21,7 @@ export function writeSnapshot(db: Database, path: string, compress: boolean): Wr
     throw new StoreError("STORE_NOT_FOUND", `database ${db.name}: nothing committed yet, no snapshot to send`);
   }
   const readPage = committedPageReader(db);
-  const header: LtxHeader = {
-    flags: 0,
-    pageSize,
-    commit,
-    minTxid: 1,
-    maxTxid: pos.txid,
-    timestamp: Date.now(),
-    preApplyChecksum: 0n,
-    walOffset: 0,
-    walSize: 0,
-    walSalt1: 0,
-    walSalt2: 0,
-    nodeId: 0n,
-  };
+  const header = snapshotHeader(pageSize, commit, pos.txid);
   const lock = lockPgno(pageSize);
   const written = db.ltx.writeTo(path, header, compress, (enc) => {
     let rolling = 0n;
@@ -56,8 +43,26 @@ export function writeSnapshot(db: Database, path: string, compress: boolean): Wr
   return { ...written, header };
 }
 
+/** The header of a snapshot: every page of `commit`, TXIDs 1 to `maxTxid`, no pre-apply checksum. */
+export function snapshotHeader(pageSize: number, commit: number, maxTxid: number): LtxHeader {
+  return {
+    flags: 0,
+    pageSize,
+    commit,
+    minTxid: 1,
+    maxTxid,
+    timestamp: Date.now(),
+    preApplyChecksum: 0n,
+    walOffset: 0,
+    walSize: 0,
+    walSalt1: 0,
+    walSalt2: 0,
+    nodeId: 0n,
+  };
+}
+
 /** Reads page `pgno` as of the last commit (see writeSnapshot). */
-function committedPageReader(db: Database): (pgno: number) => Uint8Array {
+export function committedPageReader(db: Database): (pgno: number) => Uint8Array {
   const pageSize = db.pageSize;
   const walPages = db.wal.committedPages;
   const preImages = new Map<number, Uint8Array>();

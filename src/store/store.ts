@@ -19,6 +19,8 @@ export interface StoreOptions {
 
 const NODE_ID_FILE = "id";
 const DBS_DIR = "dbs";
+/** Files in transit (an import being received, an export being sent); emptied at every start. */
+const TMP_DIR = "tmp";
 
 /** Holds local commits until it resolves (see CommitWait); installed by the node (sync replication, test gate). */
 export type CommitBarrier = (ev: CommitEvent) => CommitWait;
@@ -36,6 +38,7 @@ export class Store {
   private readonly listeners = new Set<(ev: StoreEvent) => void>();
   private commitBarrier: CommitBarrier | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
+  private tmpSeq = 0;
 
   constructor(private readonly opts: StoreOptions) {
     this.dataDir = path.resolve(opts.dataDir);
@@ -44,8 +47,21 @@ export class Store {
     this.nodeId = readOrCreateNodeId(this.dataDir);
   }
 
+  /** Whether LTX files are LZ4-compressed (data.compress). */
+  get compress(): boolean {
+    return this.opts.compress;
+  }
+
+  /** A new path under data.dir/tmp/ for a file in transit (the caller removes it). */
+  tempPath(label: string): string {
+    const dir = path.join(this.dataDir, TMP_DIR);
+    fs.mkdirSync(dir, { recursive: true });
+    return path.join(dir, `${label}-${process.pid}-${++this.tmpSeq}`);
+  }
+
   /** Recovers every database found under data.dir (before the mount serves anything). */
   open(): void {
+    fs.rmSync(path.join(this.dataDir, TMP_DIR), { recursive: true, force: true });
     const root = path.join(this.dataDir, DBS_DIR);
     for (const name of fs.readdirSync(root).sort()) {
       if (!fs.statSync(path.join(root, name)).isDirectory()) continue;

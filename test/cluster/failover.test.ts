@@ -109,7 +109,7 @@ describe("failover with a Consul lease", () => {
       const target = primary === a ? b : a;
       // A handoff goes to a connected replica: wait until the old primary has rejoined.
       await waitFor(
-        async () => ((await info(primary).catch(() => null))?.replicas ?? []).some((r) => r.hostname === target.config.hostname),
+        async () => ((await info(primary).catch(() => null))?.replicas ?? []).some((r) => r.connected && r.hostname === target.config.hostname),
         10_000,
         "the replica to connect",
       );

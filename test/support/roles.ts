@@ -10,7 +10,8 @@ export interface NodeInfo {
   primary: string | null;
   primaryUrl: string | null;
   databases: Record<string, { position: string; exists: boolean }>;
-  replicas: Array<{ hostname: string; nodeId: string; candidate: boolean }>;
+  /** Connected replicas, then those disconnected in the last minute (`connected: false`). */
+  replicas: Array<{ hostname: string; nodeId: string; candidate: boolean; url: string | null; connected: boolean; disconnectedAt?: string }>;
 }
 
 export function apiUrl(node: LitefsNode): string {

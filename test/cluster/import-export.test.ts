@@ -1,0 +1,138 @@
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { request } from "undici";
+import { Cluster } from "../support/cluster.js";
+import { CLI, ROOT, makeTempDir, waitFor, type LitefsNode } from "../support/node-process.js";
+import { apiUrl } from "../support/roles.js";
+import { run, sqlite3 } from "../support/sqlite-clients.js";
+
+function litefs(node: LitefsNode, verb: string, ...args: string[]) {
+  return run(process.execPath, [CLI, verb, "-config", node.configPath, ...args]);
+}
+
+/** A database file (outside any mount) whose table t holds `rows` rows tagged `tag`. */
+async function makeDatabase(file: string, tag: string, rows: number, journalMode = "delete"): Promise<void> {
+  await sqlite3(
+    file,
+    `PRAGMA journal_mode=${journalMode}; CREATE TABLE t (tag TEXT, pad BLOB);
+     WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) INSERT INTO t SELECT '${tag}', randomblob(200) FROM c;
+     PRAGMA wal_checkpoint(TRUNCATE);`,
+  );
+}
+
+describe("import and export", () => {
+  let c: Cluster;
+  let dir: string;
+
+  beforeAll(async () => {
+    c = await Cluster.start("ie", 2);
+    dir = await makeTempDir("ie-files");
+  });
+
+  afterAll(async () => {
+    await c?.cleanup();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("export, import under another name, export again: identical files, the file's checksum, every node converges", async () => {
+    await sqlite3(c.primary.db("orig.db"), "PRAGMA journal_mode=wal; CREATE TABLE t (tag TEXT, pad BLOB); INSERT INTO t SELECT 'a', randomblob(300) FROM (SELECT 1 UNION SELECT 2 UNION SELECT 3);");
+    await c.waitForConvergence("orig.db");
+    const first = path.join(dir, "first.db");
+    const exported = await litefs(c.replicas[0], "export", "-name", "orig.db", first);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.stdout).toContain(`position ${await c.primary.pos("orig.db")}`);
+
+    const imported = await litefs(c.primary, "import", "-name", "copy.db", first);
+    expect(imported.code, imported.stderr).toBe(0);
+    const second = path.join(dir, "second.db");
+    expect((await litefs(c.primary, "export", "-name", "copy.db", second)).code).toBe(0);
+    expect(Buffer.compare(fs.readFileSync(first), fs.readFileSync(second))).toBe(0);
+
+    const checksum = (await run(process.execPath, [CLI, "ltx", "checksum", first])).stdout.trim();
+    expect(await c.primary.pos("copy.db")).toBe(`0000000000000001/${checksum}`);
+    await c.waitForConvergence("copy.db");
+    await c.expectIdenticalBytes("copy.db");
+    expect(await sqlite3(c.replicas[1].db("copy.db"), "SELECT count(*) FROM t")).toBe("3");
+  });
+
+  test("an import replaces a database while readers on every node hold connections open: old or new, never a mix", async () => {
+    const oldFile = path.join(dir, "old.db");
+    const newFile = path.join(dir, "new.db");
+    await makeDatabase(oldFile, "old", 1000, "wal");
+    await makeDatabase(newFile, "new", 3000, "wal");
+    expect((await litefs(c.primary, "import", "-name", "swap.db", oldFile)).code).toBe(0);
+    await c.waitForConvergence("swap.db");
+
+    const readers = c.nodes.map((n) => {
+      const proc = spawn(process.execPath, [path.join(ROOT, "test/support/programs/import-reader.mjs"), n.db("swap.db")], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      proc.stdout.on("data", (d) => (out += d.toString()));
+      proc.stderr.on("data", (d) => (out += d.toString()));
+      return { proc, output: () => out, exited: new Promise((resolve) => proc.once("exit", resolve)) };
+    });
+    await waitFor(() => readers.every((r) => r.output().includes("ready")), 10_000, "the readers");
+
+    const imported = await litefs(c.primary, "import", "-name", "swap.db", newFile);
+    expect(imported.code, imported.stderr).toBe(0);
+    await c.waitForConvergence("swap.db");
+    // Every reader, its connection open all along, moves on to the new content.
+    for (const r of readers) await waitFor(() => r.output().includes("saw new:3000"), 10_000, `a reader to see the import: ${r.output()}`);
+    for (const r of readers) r.proc.kill("SIGTERM");
+    await Promise.all(readers.map((r) => r.exited));
+    for (const r of readers) {
+      const summary = JSON.parse(r.output().trim().split("\n").pop()!) as { seen: Record<string, number>; problem: string | null };
+      expect(summary.problem).toBeNull();
+      expect(Object.keys(summary.seen).every((k) => k === "old:1000" || k === "new:3000")).toBe(true);
+      expect(summary.seen["new:3000"]).toBeGreaterThan(0);
+    }
+  });
+
+  test("a file that is not a whole SQLite database is refused with the reason, and nothing changes on any node", async () => {
+    await sqlite3(c.primary.db("keep.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
+    await c.waitForConvergence("keep.db");
+    const before = await Promise.all(c.nodes.map((n) => n.pos("keep.db")));
+    const good = path.join(dir, "good.db");
+    await makeDatabase(good, "x", 100);
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ["garbage", Buffer.from("this is not a database at all, not even close to one ".repeat(10)), /does not start with .{0,2}SQLite format 3/],
+      ["empty", Buffer.alloc(0), /empty/],
+      ["truncated", fs.readFileSync(good).subarray(0, 4096 * 3 + 100), /not a whole number of 4096-byte pages/],
+      ["short by a page", fs.readFileSync(good).subarray(0, fs.statSync(good).size - 4096), /the header says \d+ pages but the file holds \d+/],
+    ];
+    for (const [label, bytes, reason] of cases) {
+      const file = path.join(dir, `${label}.db`);
+      fs.writeFileSync(file, bytes);
+      // The node's own check, whatever the CLI checks first.
+      const res = await request(`${apiUrl(c.primary)}/import?name=keep.db`, { method: "POST", body: bytes });
+      const body = await res.body.text();
+      expect(res.statusCode, `${label}: ${body}`).toBe(400);
+      expect(body, label).toMatch(reason);
+      const cli = await litefs(c.primary, "import", "-name", "keep.db", file);
+      expect(cli.code, label).toBe(1);
+      expect(cli.stderr, label).toMatch(reason);
+    }
+    const hot = path.join(dir, "hot.db");
+    fs.copyFileSync(good, hot);
+    fs.writeFileSync(`${hot}-journal`, Buffer.concat([Buffer.from([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]), Buffer.alloc(600)]));
+    const cli = await litefs(c.primary, "import", "-name", "keep.db", hot);
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toContain("hot journal");
+
+    expect(await Promise.all(c.nodes.map((n) => n.pos("keep.db")))).toEqual(before);
+    expect(fs.existsSync(c.primary.db("garbage.db"))).toBe(false);
+  });
+
+  test("a replica refuses an import and names the primary; export works there", async () => {
+    const file = path.join(dir, "r.db");
+    await makeDatabase(file, "r", 10);
+    const res = await litefs(c.replicas[0], "import", "-name", "r.db", file);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`import on the primary primary (${apiUrl(c.primary)})`);
+    const missing = await litefs(c.replicas[0], "export", "-name", "nope.db", path.join(dir, "nope.db"));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('no database named "nope.db"');
+    expect(fs.existsSync(path.join(dir, "nope.db"))).toBe(false);
+  });
+});
