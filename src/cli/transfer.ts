@@ -77,17 +77,12 @@ export async function uploadFile(api: NodeApi, path: string, file: string, size:
 }
 
 /** A request to the node's API whose body is streamed; a non-2xx answer becomes a CliError naming the node. */
-export async function streamRequest(
-  api: NodeApi,
-  method: "GET" | "POST",
-  path: string,
-  opts: { headers?: Record<string, string> } = {},
-): Promise<Dispatcher.ResponseData> {
+export async function streamRequest(api: NodeApi, method: "GET" | "POST", path: string): Promise<Dispatcher.ResponseData> {
   let res;
   try {
     res = await request(new URL(path, api.baseUrl), {
       method,
-      headers: { ...authHeaders(api.token), ...opts.headers },
+      headers: authHeaders(api.token),
       headersTimeout: 0,
       bodyTimeout: 0,
     });

@@ -151,7 +151,7 @@ export class ProxyServer {
 
   private health(res: http.ServerResponse): void {
     const { node, config } = this.opts;
-    const lagMs = node.isPrimary ? 0 : node.lagMs();
+    const lagMs = node.lagMs(); // 0 on the primary
     if (lagMs > config.maxLagMs) {
       sendText(res, 503, `unhealthy: this replica is ${(lagMs / 1000).toFixed(1)}s behind the primary (proxy.max-lag is ${config.maxLagMs / 1000}s)\n`);
     } else {
@@ -246,7 +246,8 @@ export class ProxyServer {
     const deadline = Date.now() + config.primaryRedirectTimeoutMs;
     for (;;) {
       const changed = node.statusChange();
-      if (node.writeAuthority(config.databases[0]) === "primary") return { kind: "local" };
+      // "importing" counts too: the app's write then waits on SQLite's lock, as it would without a proxy.
+      if (node.writeAuthority(config.databases[0]) !== "replica") return { kind: "local" };
       if (forwardedBy !== undefined && !node.isPrimary) {
         throw new ProxyError("PROXY_NOT_PRIMARY", `write forwarded by ${String(forwardedBy)} reached ${node.hostname}, which is no longer the primary`);
       }

@@ -112,15 +112,13 @@ export class Upstream {
         resolve();
       });
       upstream.once("error", (err) => {
-        if (!connected) {
-          done();
-          reject(new ProxyError("PROXY_UPSTREAM_FAILED", `cannot reach ${target.name}: ${describeError(err)}`, { cause: err }));
-        }
-        socket.destroy();
+        // Not connected: the client's socket stays open for the caller's 502.
+        if (connected) socket.destroy();
+        else reject(new ProxyError("PROXY_UPSTREAM_FAILED", `cannot reach ${target.name}: ${describeError(err)}`, { cause: err }));
       });
       socket.once("error", () => upstream.destroy());
       upstream.once("close", () => {
-        socket.destroy();
+        if (connected) socket.destroy();
         done();
       });
       socket.once("close", () => {

@@ -13,6 +13,8 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
 });
 
+/** The last failure of a write per node: on a failure, the test says why writes stopped. */
+const lastError = new Map<string, string>();
 /** Keeps inserting into `name` on whichever node is primary; records every acknowledged id. */
 function writeLoad(nodes: LitefsNode[], name: string): { acked: number[]; stop: () => Promise<void> } {
   const acked: number[] = [];
@@ -22,11 +24,14 @@ function writeLoad(nodes: LitefsNode[], name: string): { acked: number[]; stop: 
     while (!stopped) {
       for (const n of nodes) {
         if (stopped || !n.proc) continue;
-        const r = await sqlite3Raw(n.db(name), `.timeout 2000\nINSERT INTO t VALUES (${id}, randomblob(500));`).catch(() => null);
+        const r = await sqlite3Raw(n.db(name), `.timeout 2000\nINSERT INTO t VALUES (${id}, randomblob(500));`, { timeoutMs: 10_000 }).catch((err: Error) => {
+          lastError.set(n.config.hostname ?? "", err.message.slice(0, 300));
+          return null;
+        });
         if (r?.code === 0) {
           acked.push(id);
           id++;
-        }
+        } else if (r) lastError.set(n.config.hostname ?? "", r.stderr.trim());
       }
       await sleep(20);
     }
@@ -68,7 +73,9 @@ describe("failover with a Consul lease", () => {
     expect(newPrimary).toBe(b);
     await waitFor(() => load.acked.length > 0 && load.acked.length > (load.acked.at(-1) ?? 0) - 1, 5000, "writes");
     const before = load.acked.length;
-    await waitFor(() => load.acked.length > before + 5, 20_000, "writes to resume on the new primary");
+    await waitFor(() => load.acked.length > before + 5, 20_000, "writes to resume on the new primary").catch((err: Error) => {
+      throw new Error(`${err.message}\n--- errors: ${JSON.stringify([...lastError])}\n--- node-b:\n${b.logs.slice(-4000)}\n--- node-c:\n${c.logs.slice(-2000)}`);
+    });
     await load.stop();
 
     await a.start();

@@ -89,6 +89,35 @@ describe("import and export", () => {
     }
   });
 
+  test("a writer on the primary waits out an import and goes on writing into the imported database", async () => {
+    // Its busy timeout (30 s) covers the import's hold of the write lock even on a loaded machine.
+    const file = path.join(dir, "acked.db");
+    // The imported file has the writer's table, with rows 1..500 of its own.
+    await sqlite3(file, "CREATE TABLE acked (id INTEGER PRIMARY KEY, pad BLOB); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500) INSERT INTO acked SELECT x, randomblob(100) FROM c;");
+    const writer = spawn(process.execPath, [path.join(ROOT, "test/support/programs/writer.mjs"), c.primary.db("busy.db"), "wal", "1000000", "1000000000", "30000"], { stdio: ["ignore", "pipe", "pipe"] });
+    let acked = "";
+    let errors = "";
+    writer.stdout.on("data", (d) => (acked += d.toString()));
+    writer.stderr.on("data", (d) => (errors += d.toString()));
+    const exited = new Promise<number | null>((resolve) => writer.once("exit", resolve));
+    try {
+      await waitFor(() => acked.split("\n").length > 200, 30_000, "the writer to commit");
+      const imported = await litefs(c.primary, "import", "-name", "busy.db", file);
+      expect(imported.code, imported.stderr).toBe(0);
+      const after = acked.split("\n").length;
+      await waitFor(() => acked.split("\n").length > after + 200, 30_000, `the writer to go on after the import: ${errors}`);
+    } finally {
+      writer.kill("SIGTERM");
+    }
+    await exited;
+    expect(errors).toBe("");
+    // The imported rows, and rows the writer committed after the import; none from before it.
+    const ids = (await sqlite3(c.primary.db("busy.db"), "SELECT count(*) FROM acked WHERE id <= 500; SELECT count(*) FROM acked WHERE id > 1000000;")).split("\n");
+    expect(ids[0]).toBe("500");
+    expect(Number(ids[1])).toBeGreaterThan(0);
+    await c.waitForConvergence("busy.db");
+  });
+
   test("a file that is not a whole SQLite database is refused with the reason, and nothing changes on any node", async () => {
     await sqlite3(c.primary.db("keep.db"), "CREATE TABLE t (v); INSERT INTO t VALUES (1);");
     await c.waitForConvergence("keep.db");

@@ -225,6 +225,14 @@ describe("proxy: a replica cut off from the primary", () => {
     const res = await fetchText(`${replica.proxyUrl}/whoami`);
     expect(res.status).toBe(502);
     expect(res.body).toContain(`cannot reach the application at 127.0.0.1:${replica.app.port}`);
+    // A WebSocket upgrade gets the same answer.
+    const socket = net.connect(replica.proxyPort, "127.0.0.1");
+    let answer = "";
+    socket.on("data", (d) => (answer += d.toString()));
+    socket.write("GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    await new Promise((resolve) => socket.once("close", resolve));
+    expect(answer).toMatch(/^HTTP\/1\.1 502 /);
+    expect(answer).toContain("cannot reach the application");
     await replica.app.start();
     expect((await fetchText(`${replica.proxyUrl}/whoami`)).status).toBe(200);
   });

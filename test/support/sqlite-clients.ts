@@ -39,8 +39,8 @@ export async function sqlite3(db: string, sql: string, opts: { timeoutMs?: numbe
 }
 
 /** Like sqlite3() but returns the result, for tests that expect failure. */
-export function sqlite3Raw(db: string, sql: string): Promise<RunResult> {
-  return run("sqlite3", ["-batch", "-bail", db], { input: sql });
+export function sqlite3Raw(db: string, sql: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+  return run("sqlite3", ["-batch", "-bail", db], { input: sql, timeoutMs: opts.timeoutMs });
 }
 
 const PROGRAMS = path.join(ROOT, "test/support/programs");

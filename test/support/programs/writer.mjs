@@ -3,11 +3,11 @@
 import fs from "node:fs";
 import Database from "better-sqlite3";
 
-const [db, journalMode, startArg, countArg] = process.argv.slice(2);
+const [db, journalMode, startArg, countArg, busyArg] = process.argv.slice(2);
 let id = Number(startArg);
 const end = id + Number(countArg ?? 1e9);
 try {
-  const conn = new Database(db, { timeout: 5000 });
+  const conn = new Database(db, { timeout: Number(busyArg ?? 5000) });
   conn.pragma(`journal_mode = ${journalMode}`);
   conn.exec("CREATE TABLE IF NOT EXISTS acked (id INTEGER PRIMARY KEY, pad BLOB)");
   const insert = conn.prepare("INSERT INTO acked (id, pad) VALUES (?, randomblob(?))");
