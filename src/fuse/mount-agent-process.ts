@@ -289,7 +289,7 @@ async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<
     let shmFd: number | null = null;
     const deadline = Date.now() + req.lockTimeoutMs;
     try {
-      if (isWalMode(dbFd)) {
+      if (isWalMode(dbFd, walPath)) {
         // WAL readers hold the database file's SHARED lock for as long as they are connected;
         // what keeps them out of a read transaction is the -shm lock bytes.
         // Created if missing, so a reader that arrives mid-apply finds our locks in place.
@@ -342,7 +342,7 @@ function holdWrites(req: Extract<MountAgentRequest, { op: "hold-writes" }>): num
     cached.db = reuse(dbPath, cached.db, () => fs.openSync(dbPath, fs.constants.O_RDWR));
     if (!cached.db) throw new MountAgentError("AGENT_NOT_FOUND", `${dbPath} does not exist`);
     const deadline = Date.now() + req.lockTimeoutMs;
-    if (isWalMode(cached.db.fd)) {
+    if (isWalMode(cached.db.fd, `${dbPath}-wal`)) {
       const shmPath = `${dbPath}-shm`;
       cached.shm = reuse(shmPath, cached.shm, () => fs.openSync(shmPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644));
       lockByte(cached.shm!.fd, "WAL index WRITE", SHM_LOCK_WRITE, deadline);
@@ -382,10 +382,19 @@ function invalidateWalIndex(shmFd: number, pageSize: number, pageCount: number, 
   writeAll(shmFd, header, 0);
 }
 
-/** The database header on the mount says WAL (read/write version 2). */
-function isWalMode(fd: number): boolean {
+/**
+ * The database is in WAL mode: its header says so, or its -wal holds frames. A database created
+ * in WAL mode has its header only in the WAL until the first checkpoint (the file itself may
+ * still be empty or say rollback journal), and its writers lock the -shm, not the database file.
+ */
+function isWalMode(fd: number, walPath: string): boolean {
   const buf = Buffer.alloc(DB_HEADER_SIZE);
-  return fs.readSync(fd, buf, 0, DB_HEADER_SIZE, 0) === DB_HEADER_SIZE && isDatabaseHeader(buf) && parseDatabaseHeader(buf).writeVersion === 2;
+  if (fs.readSync(fd, buf, 0, DB_HEADER_SIZE, 0) === DB_HEADER_SIZE && isDatabaseHeader(buf) && parseDatabaseHeader(buf).writeVersion === 2) return true;
+  try {
+    return fs.statSync(walPath).size > 0;
+  } catch {
+    return false; // no -wal
+  }
 }
 
 function readWalHeader(fd: number): ReturnType<typeof parseWalHeader> | null {

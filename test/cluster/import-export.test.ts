@@ -101,11 +101,19 @@ describe("import and export", () => {
     writer.stderr.on("data", (d) => (errors += d.toString()));
     const exited = new Promise<number | null>((resolve) => writer.once("exit", resolve));
     try {
-      await waitFor(() => acked.split("\n").length > 200, 30_000, "the writer to commit");
+      // On a failure: how far the writer got, what it said, and what the primary logged.
+      const state = () => `${acked.split("\n").length - 1} commits acknowledged, writer stderr: ${JSON.stringify(errors)}\n${c.primary.logs.slice(-3000)}`;
+      // Early, well before the WAL's first checkpoint: the database file itself is still empty
+      // then, and only the -wal says the database is in WAL mode (its writers lock the -shm).
+      await waitFor(() => acked.split("\n").length > 20, 30_000, "the writer to commit").catch((err: Error) => {
+        throw new Error(`${err.message}: ${state()}`);
+      });
       const imported = await litefs(c.primary, "import", "-name", "busy.db", file);
       expect(imported.code, imported.stderr).toBe(0);
       const after = acked.split("\n").length;
-      await waitFor(() => acked.split("\n").length > after + 200, 30_000, `the writer to go on after the import: ${errors}`);
+      await waitFor(() => acked.split("\n").length > after + 200, 30_000, "the writer to go on after the import").catch((err: Error) => {
+        throw new Error(`${err.message}: ${state()}`);
+      });
     } finally {
       writer.kill("SIGTERM");
     }
