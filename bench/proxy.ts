@@ -29,6 +29,7 @@ import { Agent, request } from "undici";
 
 import { ClusterNode, freePort } from "./support/cluster-node.js";
 import { ROOT, forceUnmount, sleep } from "./support/daemon.js";
+import { parseBenchArgs } from "./support/args.js";
 
 interface Args {
   reads: number;
@@ -38,25 +39,12 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { reads: 2000, writes: 1000, warmup: 200, keep: false };
-  const num = (i: number) => {
-    const v = Number(argv[i]);
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`${argv[i - 1]} needs a positive integer`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--quick") {
-      args.reads = 200;
-      args.writes = 100;
-      args.warmup = 30;
-    } else if (a === "--keep") args.keep = true;
-    else if (a === "--reads") args.reads = num(++i);
-    else if (a === "--writes") args.writes = num(++i);
-    else if (a === "--warmup") args.warmup = num(++i);
-    else throw new Error(`unknown argument ${a} (known: --quick --reads N --writes N --warmup N --keep)`);
-  }
-  return args;
+  return parseBenchArgs<Args>(argv, {
+    defaults: { reads: 2000, writes: 1000, warmup: 200, keep: false },
+    quick: { reads: 200, writes: 100, warmup: 30 },
+    numbers: { "--reads": "reads", "--writes": "writes", "--warmup": "warmup" },
+    integers: true,
+  });
 }
 
 const DB = "app.db";

@@ -25,6 +25,7 @@ import type { Worker } from "node:worker_threads";
 import { startCluster, type ClusterNode } from "./support/cluster-node.js";
 import { forceUnmount, sleep } from "./support/daemon.js";
 import { nowMs, runJob, type JobResult } from "./support/replication-workers.js";
+import { parseBenchArgs } from "./support/args.js";
 
 interface Args {
   lagTx: number;
@@ -35,25 +36,11 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { lagTx: 2000, warmupTx: 200, rate: 200, catchupTx: 50_000, keep: false };
-  const num = (i: number) => {
-    const v = Number(argv[i]);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`${argv[i - 1]} needs a positive number`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--quick") {
-      args.lagTx = 400;
-      args.warmupTx = 50;
-      args.catchupTx = 5000;
-    } else if (a === "--keep") args.keep = true;
-    else if (a === "--lag-tx") args.lagTx = num(++i);
-    else if (a === "--rate") args.rate = num(++i);
-    else if (a === "--catchup-tx") args.catchupTx = num(++i);
-    else throw new Error(`unknown argument ${a} (known: --quick --lag-tx N --rate N --catchup-tx N --keep)`);
-  }
-  return args;
+  return parseBenchArgs<Args>(argv, {
+    defaults: { lagTx: 2000, warmupTx: 200, rate: 200, catchupTx: 50_000, keep: false },
+    quick: { lagTx: 400, warmupTx: 50, catchupTx: 5000 },
+    numbers: { "--lag-tx": "lagTx", "--rate": "rate", "--catchup-tx": "catchupTx" },
+  });
 }
 
 const DB = "bench.db";

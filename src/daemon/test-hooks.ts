@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Route } from "../http/server.js";
-import { sendJson } from "../http/server.js";
+import { sendJson } from "../http/respond.js";
 import { HttpError } from "../http/errors.js";
 import type { Store } from "../store/store.js";
 

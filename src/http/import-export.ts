@@ -5,6 +5,7 @@ import type { Node } from "../node/node.js";
 import { writeDatabaseImage } from "../store/export.js";
 import type { Store } from "../store/store.js";
 import { HttpError } from "./errors.js";
+import { sendJson } from "./respond.js";
 
 /** The `name` query parameter, required. */
 function databaseName(url: URL, verb: string): string {
@@ -67,10 +68,4 @@ export async function serveExport(req: IncomingMessage, res: ServerResponse, url
   } finally {
     fs.rmSync(tmp, { force: true });
   }
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, null, 2) + "\n";
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
 }

@@ -8,6 +8,7 @@ import type { StoreErrorCode } from "../store/errors.js";
 import type { Store } from "../store/store.js";
 import { isAuthorized } from "./auth.js";
 import { HttpError } from "./errors.js";
+import { sendJson } from "./respond.js";
 import { serveEvents } from "./events.js";
 import { serveExport, serveImport } from "./import-export.js";
 import { serveStream } from "./stream-primary.js";
@@ -216,8 +217,3 @@ export async function readBody(req: http.IncomingMessage, limit: number): Promis
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, null, 2) + "\n";
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
