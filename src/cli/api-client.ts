@@ -1,7 +1,7 @@
 import { request } from "undici";
 import { loadConfig, type Config } from "../config/index.js";
 import { authHeaders } from "../http/auth.js";
-import { errorText } from "../http/client.js";
+import { errorBody } from "../http/client.js";
 import { CliError } from "./errors.js";
 
 /** Talks to the local node's cluster API (http.addr and http.token from its config). */
@@ -17,7 +17,7 @@ export class NodeApi {
   }
 
   /** `timeoutMs` bounds the wait for the answer's headers and between its body's chunks (default 30 s). */
-  async call<T>(method: "GET" | "POST", path: string, opts: { timeoutMs?: number } = {}): Promise<T> {
+  async call<T>(method: "GET" | "POST" | "DELETE", path: string, opts: { timeoutMs?: number } = {}): Promise<T> {
     let res;
     try {
       res = await request(new URL(path, this.baseUrl), {
@@ -35,7 +35,10 @@ export class NodeApi {
     } catch (err) {
       throw new CliError("CLI_NODE_UNREACHABLE", `the litefs node at ${this.baseUrl} stopped answering ${method} ${path}: ${(err as Error).message}`);
     }
-    if (res.statusCode !== 200) throw new CliError("CLI_NODE_REFUSED", `${method} ${path} failed (${res.statusCode}): ${errorText(text)}`);
+    if (res.statusCode !== 200) {
+      const { message, code } = errorBody(text);
+      throw new CliError("CLI_NODE_REFUSED", `${method} ${path} failed (${res.statusCode}): ${message}`, { nodeCode: code });
+    }
     try {
       return JSON.parse(text) as T;
     } catch {

@@ -14,8 +14,11 @@ export type CliErrorCode =
 
 export class CliError extends LitefsError {
   declare readonly code: CliErrorCode;
+  /** CLI_NODE_REFUSED: the node's own error code, when it gave one (e.g. NODE_HALT_BUSY). */
+  readonly nodeCode?: string;
 
-  constructor(code: CliErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: CliErrorCode, message: string, options?: { cause?: unknown; nodeCode?: string }) {
     super(code, message, options);
+    if (options?.nodeCode !== undefined) this.nodeCode = options.nodeCode;
   }
 }

@@ -15,6 +15,7 @@ import type { Store } from "../store/store.js";
 export function testRoutes(store: Store, log: Logger): Record<string, Route> {
   let open: Promise<void> | null = null;
   let release: (() => void) | null = null;
+  let removeBarrier: (() => void) | null = null;
   return {
     "POST /test/commit-gate": async (req, res, url) => {
       req.resume();
@@ -22,12 +23,14 @@ export function testRoutes(store: Store, log: Logger): Record<string, Route> {
       if (state === "closed") {
         if (!open) open = new Promise<void>((resolve) => (release = resolve));
         const gate = open;
-        store.setCommitBarrier((ev) => {
+        removeBarrier?.();
+        removeBarrier = store.addCommitBarrier((ev) => {
           log.info({ db: ev.db.name, txid: ev.position.txid }, "commit held by the test gate");
           return gate;
         });
       } else if (state === "open") {
-        store.setCommitBarrier(null);
+        removeBarrier?.();
+        removeBarrier = null;
         release?.();
         open = null;
         release = null;

@@ -17,24 +17,32 @@
  *
  * While it writes, it holds SQLite's own locks through the kernel (OFD locks): the database's
  * PENDING..SHARED range exclusively and, in WAL mode, the -shm WRITE, CKPT, RECOVER and all
- * READ0..4 bytes, so no SQLite reader ever sees part of a batch. Locks are always released
- * before the answer; the files stay open between requests (closed after IDLE_CLOSE_MS without
- * one, when the database is re-created, or when the name no longer leads to the same file).
+ * READ0..4 bytes, so no SQLite reader ever sees part of a batch. Locks are released before the
+ * answer, except a write lock held by hold-writes (an import, a replica's HALT lock on the
+ * primary), which stays until release-writes; the files stay open between requests (closed after
+ * IDLE_CLOSE_MS without one, when the database is re-created, or when the name no longer leads
+ * to the same file).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LitefsError } from "../errors.js";
 import { LtxError, decodeLtx, decodeLtxFile, type LtxPage } from "../ltx/index.js";
-import { ofdLock } from "../os/ofd-lock.js";
+import { lockSqliteDatabase, ofdLock } from "../os/ofd-lock.js";
 import { foldWal, rollbackJournal, type RepairFile } from "../store/sqlite-repair.js";
 import { MountAgentError } from "./errors.js";
-import { lockByte, lockDatabaseExclusive, lockShmExclusive, writeAll } from "./mount-locks.js";
+import { lockByte, lockDatabaseExclusive, lockDatabaseShared, lockShmExclusive, writeAll } from "./mount-locks.js";
 import { MOUNT_AGENT_ERROR_CODES, type ApplyFileRef, type MountAgentErrorCode, type MountAgentRequest, type MountAgentResponse } from "./mount-agent-protocol.js";
 import {
   DB_HEADER_SIZE,
+  PENDING_BYTE,
   RESERVED_BYTE,
+  SHARED_FIRST,
+  SHARED_SIZE,
+  SHM_EXCLUSIVE_LOCK_BYTES,
   SHM_INDEX_HEADER_SIZE,
+  SHM_LOCK_DMS,
   SHM_LOCK_WRITE,
+  SHM_REGION_SIZE,
   WAL_HEADER_SIZE,
   buildInvalidatedWalIndex,
   isDatabaseHeader,
@@ -253,8 +261,35 @@ async function decodeInto(plan: PagePlan, file: ApplyFileRef, fd: number | null)
 
 // ---- one request ---------------------------------------------------------------------------------
 
-/** Databases whose write lock this agent holds between requests (hold-writes). */
-const heldWrites = new Set<string>();
+/**
+ * Databases whose write lock this agent holds between requests (hold-writes), and where: the
+ * -shm WRITE byte (WAL mode) or the database's RESERVED byte (rollback journal). The lock lives
+ * on the cached open file, which stays open until release-writes.
+ */
+const heldWrites = new Map<string, "wal" | "rollback">();
+
+/**
+ * Lets go of the locks a write request took on `dbFd` and `shmFd`, keeping what hold-writes
+ * holds: only the other bytes are unlocked or downgraded, so no writer can slip in between (OFD
+ * locks split by range, and convert in place, on one open file).
+ */
+function unlockAfterWrite(name: string, dbFd: number, shmFd: number | null): void {
+  const held = heldWrites.get(name);
+  if (held === "wal") {
+    if (shmFd !== null) for (const byte of SHM_EXCLUSIVE_LOCK_BYTES) if (byte !== SHM_LOCK_WRITE) ofdLock(shmFd, "unlock", byte, 1);
+    // A connection's SHARED lock on the database file stays (held on the same open file).
+    ofdLock(dbFd, "unlock", PENDING_BYTE, 1);
+    lockSqliteDatabase(dbFd, "read");
+    return;
+  }
+  if (shmFd !== null) ofdLock(shmFd, "unlock", 0, 0);
+  if (held === "rollback") {
+    ofdLock(dbFd, "unlock", PENDING_BYTE, 1);
+    ofdLock(dbFd, "unlock", SHARED_FIRST, SHARED_SIZE);
+  } else {
+    ofdLock(dbFd, "unlock", 0, 0);
+  }
+}
 
 async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<number> {
   const dbPath = path.join(MNT, req.db);
@@ -264,8 +299,9 @@ async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<
   const cached: OpenDatabase = openDatabases.get(req.db) ?? { db: null, shm: null, wal: null };
   openDatabases.set(req.db, cached);
 
-  // With a held write lock (an import), the locks stay on the file that holds it, and the pages go
-  // through a new open: the held one was opened before the import and may not write.
+  // With a held write lock (an import, a HALT), the locks stay on the file that holds it, and the
+  // pages go through a new open: the held one was opened while the node wrote as the primary, so
+  // its writes would be captured, not applied.
   let writeFd: number | null = null;
   try {
     cached.db = reuse(dbPath, cached.db, () => fs.openSync(dbPath, fs.constants.O_RDWR));
@@ -316,20 +352,14 @@ async function apply(req: Extract<MountAgentRequest, { op: "apply" }>): Promise<
       }
       return plan.written;
     } finally {
-      if (shmFd !== null) ofdLock(shmFd, "unlock", 0, 0);
-      ofdLock(lockFd, "unlock", 0, 0);
-      heldWrites.delete(req.db);
+      unlockAfterWrite(req.db, lockFd, shmFd);
     }
   } catch (err) {
-    // Start from fresh opens next time.
-    closeDatabase(req.db);
+    // Start from fresh opens next time (a held lock stays: release-writes lets it go).
+    if (!heldWrites.has(req.db)) closeDatabase(req.db);
     throw err;
   } finally {
-    if (writeFd !== null) {
-      fs.closeSync(writeFd);
-      // The held files were opened while this node wrote as the primary: not for later applies.
-      closeDatabase(req.db);
-    }
+    if (writeFd !== null) fs.closeSync(writeFd);
   }
 }
 
@@ -346,10 +376,17 @@ function holdWrites(req: Extract<MountAgentRequest, { op: "hold-writes" }>): num
       const shmPath = `${dbPath}-shm`;
       cached.shm = reuse(shmPath, cached.shm, () => fs.openSync(shmPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644));
       lockByte(cached.shm!.fd, "WAL index WRITE", SHM_LOCK_WRITE, deadline);
+      // What every SQLite connection holds, so that what we hold is not removed under us: DMS
+      // shared (else a connection that opens meanwhile resets the index and needs recovery,
+      // which needs the WRITE lock we hold), and the database file's SHARED range (else the last
+      // connection to close takes EXCLUSIVE and deletes the -shm and -wal we locked).
+      lockByte(cached.shm!.fd, "WAL index DMS", SHM_LOCK_DMS, deadline, "read");
+      lockDatabaseShared(cached.db.fd, deadline);
+      heldWrites.set(req.db, "wal");
     } else {
       lockByte(cached.db.fd, "database RESERVED", RESERVED_BYTE, deadline);
+      heldWrites.set(req.db, "rollback");
     }
-    heldWrites.add(req.db);
     return 0;
   } catch (err) {
     closeDatabase(req.db);
@@ -365,10 +402,15 @@ function releaseWrites(req: Extract<MountAgentRequest, { op: "release-writes" }>
 
 /**
  * Readers keep their page cache while the wal-index header is unchanged: rewrite it valid, with
- * iChange bumped, for a database of `pageCount` pages and the WAL (if any) as it now is.
+ * iChange bumped, for a database of `pageCount` pages and the WAL (if any) as it now is. An
+ * index too short to hold a header has no readers to tell, and is left alone unless `always`:
+ * then it is made one whole region long, since a reader maps nothing of a shorter -shm and would
+ * need recovery (and the WRITE lock) to read at all.
  */
-function invalidateWalIndex(shmFd: number, pageSize: number, pageCount: number, walHeader: ReturnType<typeof parseWalHeader> | null): void {
-  if (fs.fstatSync(shmFd).size < SHM_INDEX_HEADER_SIZE) return;
+function invalidateWalIndex(shmFd: number, pageSize: number, pageCount: number, walHeader: ReturnType<typeof parseWalHeader> | null, always = false): void {
+  const size = fs.fstatSync(shmFd).size;
+  if (!always && size < SHM_INDEX_HEADER_SIZE) return;
+  if (size < SHM_REGION_SIZE) fs.ftruncateSync(shmFd, SHM_REGION_SIZE);
   const previous = Buffer.alloc(SHM_INDEX_HEADER_SIZE);
   fs.readSync(shmFd, previous, 0, previous.length, 0);
   const header = buildInvalidatedWalIndex(previous, {
@@ -473,26 +515,52 @@ function repairJournal(req: Extract<MountAgentRequest, { op: "rollback-journal" 
 /**
  * Folds the WAL's committed frames into the database file, empties the WAL and resets the
  * wal-index header, so the database file alone holds the node's position.
+ *
+ * Under a held write lock (the primary granting a HALT lock) the locks are taken on the held
+ * -shm and the held WRITE byte stays; and the index header is written even without a WAL: a
+ * connection that opens while we hold WRITE cannot run recovery, so it must find a valid header
+ * (the last connection to close may have removed the -shm, and hold-writes created it empty).
  */
 function repairWal(req: Extract<MountAgentRequest, { op: "fold-wal" }>): number {
   const dbPath = path.join(MNT, req.db);
-  closeDatabase(req.db);
+  // A write lock held in rollback-journal mode: no WAL to fold (and closing would let the lock go).
+  if (heldWrites.get(req.db) === "rollback") return 0;
+  const heldShm = heldWrites.get(req.db) === "wal" ? (openDatabases.get(req.db)?.shm ?? null) : null;
+  if (!heldShm) closeDatabase(req.db);
   const walFd = openIfExists(`${dbPath}-wal`, fs.constants.O_RDWR);
-  if (walFd === null) return 0;
+  if (walFd === null && !heldShm) return 0;
   const dbFd = fs.openSync(dbPath, fs.constants.O_RDWR);
-  const shmFd = fs.openSync(`${dbPath}-shm`, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  const shmFd = heldShm?.fd ?? fs.openSync(`${dbPath}-shm`, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
   try {
     lockShmExclusive(shmFd, Date.now() + req.lockTimeoutMs);
-    const fold = foldWal(mountFile(dbFd), mountFile(walFd), req.committedEnd);
-    fs.ftruncateSync(walFd, 0);
-    if (fold.pageSize > 0) invalidateWalIndex(shmFd, fold.pageSize, Math.floor(fs.fstatSync(dbFd).size / fold.pageSize), null);
-    return fold.pages;
+    let folded = 0;
+    let pageSize = 0;
+    if (walFd !== null) {
+      const fold = foldWal(mountFile(dbFd), mountFile(walFd), req.committedEnd);
+      fs.ftruncateSync(walFd, 0);
+      folded = fold.pages;
+      pageSize = fold.pageSize;
+    }
+    if (heldShm) pageSize ||= databasePageSize(dbFd);
+    if (pageSize > 0) invalidateWalIndex(shmFd, pageSize, Math.floor(fs.fstatSync(dbFd).size / pageSize), null, heldShm !== null);
+    return folded;
   } finally {
-    ofdLock(shmFd, "unlock", 0, 0);
-    fs.closeSync(shmFd);
-    fs.closeSync(walFd);
+    if (heldShm) {
+      unlockAfterWrite(req.db, dbFd, shmFd);
+    } else {
+      ofdLock(shmFd, "unlock", 0, 0);
+      fs.closeSync(shmFd);
+    }
+    if (walFd !== null) fs.closeSync(walFd);
     fs.closeSync(dbFd);
   }
+}
+
+/** The page size in the database file's header; 0 when the file has no header yet. */
+function databasePageSize(fd: number): number {
+  const buf = Buffer.alloc(DB_HEADER_SIZE);
+  if (fs.readSync(fd, buf, 0, DB_HEADER_SIZE, 0) < DB_HEADER_SIZE || !isDatabaseHeader(buf)) return 0;
+  return parseDatabaseHeader(buf).pageSize;
 }
 
 // ---- the request loop ----------------------------------------------------------------------------

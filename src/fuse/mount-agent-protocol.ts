@@ -24,12 +24,13 @@ export type MountAgentRequest =
    * Apply `files` in order under one hold of SQLite's locks: readers see the state before the
    * first file or after the last. `reopen`: the database was (re)created since the last request.
    * `resetWal`: the files replace every page, so the WAL's frames are discarded under the locks
-   * (an import on the primary). Releases every lock, a held write lock too.
+   * (an import on the primary). Releases the locks it took; a write lock held by hold-writes stays.
    */
   | (RequestBase & { op: "apply"; files: ApplyFileRef[]; reopen: boolean; resetWal: boolean })
   /**
    * Take SQLite's write lock (WAL: the -shm WRITE byte; rollback journal: RESERVED) and keep it
-   * after answering: the database's writers wait (SQLITE_BUSY), its readers go on.
+   * after answering, through applies and folds, until release-writes: the database's writers
+   * wait (SQLITE_BUSY), its readers go on.
    */
   | (RequestBase & { op: "hold-writes" })
   /** Let go of every lock held on the database. */

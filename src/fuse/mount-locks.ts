@@ -27,9 +27,14 @@ function acquireLock(what: string, tryLock: () => boolean, deadline: number): vo
   }
 }
 
-/** One lock byte, exclusively (SQLite's write lock: the -shm WRITE byte, or the database's RESERVED byte). */
-export function lockByte(fd: number, what: string, byte: number, deadline: number): void {
-  acquireLock(what, () => ofdLock(fd, "write", byte, 1), deadline);
+/** One lock byte, exclusively by default (SQLite's write lock: the -shm WRITE byte, or the database's RESERVED byte). */
+export function lockByte(fd: number, what: string, byte: number, deadline: number, kind: "read" | "write" = "write"): void {
+  acquireLock(what, () => ofdLock(fd, kind, byte, 1), deadline);
+}
+
+/** A connection's SHARED lock on the database file (waits out a writer's PENDING or EXCLUSIVE). */
+export function lockDatabaseShared(fd: number, deadline: number): void {
+  acquireLock("database SHARED", () => lockSqliteDatabase(fd, "read"), deadline);
 }
 
 /** As SQLite's own writers do: PENDING first stops new readers, then wait out the current ones. */

@@ -38,7 +38,8 @@ export function accessFor(authority: WriteAuthority, kind: FileKind, wantsWrite:
       // SQLite's WAL readers open -wal read-write even on a read-only connection; they never write it.
       if (kind === "wal") return "read";
       return null;
-    case "importing":
+    case "held":
+    case "halted":
       return fromMountAgent() ? "apply" : "captured";
   }
 }
@@ -50,7 +51,7 @@ function stillAllowed(access: HandleAccess, authority: WriteAuthority): boolean 
     case "read":
       return false;
     case "captured":
-      return authority === "primary";
+      return authority === "primary" || authority === "halted";
     case "apply":
       return authority !== "primary";
     case "index":
@@ -59,7 +60,12 @@ function stillAllowed(access: HandleAccess, authority: WriteAuthority): boolean 
 }
 
 function readOnly(db: Database, kind: FileKind, op: string, authority: WriteAuthority): StoreError {
-  const why = authority === "primary" ? "this handle was opened read-only" : "this node is a replica (write on the primary)";
+  const why = {
+    primary: "this handle was opened read-only",
+    replica: "this node is a replica (write on the primary)",
+    held: "an import or a replica's HALT lock holds the database's write lock",
+    halted: "under the HALT lock a replica changes the database, it does not drop it",
+  }[authority];
   return new StoreError("STORE_READ_ONLY", `${db.name}: ${op} of ${kind} refused: ${why}`);
 }
 
@@ -84,9 +90,12 @@ export function truncateWith(access: HandleAccess, authority: WriteAuthority, db
 
 /**
  * An unlink by any process. On a replica only SQLite's own leftovers may go: the -shm, and a
- * -wal with no frames in it (WAL readers create it empty).
+ * -wal with no frames in it (WAL readers create it empty); under the HALT lock its writers'
+ * journals and WAL too, never the database (a HALT lock holder changes it, it does not drop it).
  */
 export function unlinkWith(authority: WriteAuthority, db: Database, kind: FileKind): CommitWait {
-  if (authority !== "primary" && kind !== "shm" && !(kind === "wal" && db.files.wal.size() === 0)) throw readOnly(db, kind, "unlink", authority);
+  const allowed =
+    authority === "primary" || (authority === "halted" && kind !== "database") || kind === "shm" || (kind === "wal" && db.files.wal.size() === 0);
+  if (!allowed) throw readOnly(db, kind, "unlink", authority);
   return db.unlink(kind);
 }

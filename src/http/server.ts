@@ -10,6 +10,7 @@ import { isAuthorized } from "./auth.js";
 import { HttpError } from "./errors.js";
 import { sendJson } from "./respond.js";
 import { serveEvents } from "./events.js";
+import { haltRoutes } from "./halt.js";
 import { serveExport, serveImport } from "./import-export.js";
 import { serveStream } from "./stream-primary.js";
 import { MAX_STREAM_REQUEST_BYTES, parseStreamRequest } from "./stream-request.js";
@@ -34,6 +35,8 @@ const STORE_STATUS: Partial<Record<StoreErrorCode, number>> = {
   STORE_BAD_IMPORT: 400,
   STORE_BAD_NAME: 400,
   STORE_NOT_FOUND: 404,
+  STORE_POSITION_MISMATCH: 409,
+  STORE_CHECKSUM_MISMATCH: 409,
 };
 
 /** How the Node's refusals answer over HTTP. */
@@ -46,6 +49,9 @@ const NODE_STATUS: Record<NodeErrorCode, number> = {
   NODE_PROMOTION_TIMEOUT: 504,
   NODE_CLUSTER_MISMATCH: 409,
   NODE_BUSY: 409,
+  NODE_HALT_BUSY: 409,
+  NODE_HALT_LOST: 409,
+  NODE_HALT_FAILED: 409,
 };
 
 /**
@@ -80,6 +86,7 @@ export class ApiServer {
       },
       "POST /import": (req, res, url) => serveImport(req, res, url, node(), opts.store),
       "GET /export": (req, res, url) => serveExport(req, res, url, opts.store),
+      ...haltRoutes(node),
       "POST /promote": async (req, res) => {
         req.resume();
         const { changed } = await node().promote();

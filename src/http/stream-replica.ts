@@ -59,7 +59,11 @@ export class ReplicaStream implements ReplicaSession {
     this.loop = null;
   }
 
-  /** Resolves once this replica has caught up with the primary for the first time. */
+  resync(): void {
+    this.abort?.abort(new StreamError("STREAM_CLOSED", "reconnecting so the primary compares positions again"));
+  }
+
+    /** Resolves once this replica has caught up with the primary for the first time. */
   waitUntilReady(): Promise<void> {
     if (this.ready) return Promise.resolve();
     return new Promise((resolve) => this.readyWaiters.push(resolve));
@@ -231,7 +235,9 @@ export class ReplicaStream implements ReplicaSession {
     const receiver = batch.receiver(`${frame.name} from primary`);
     try {
       for await (const chunk of reader.readBody(frame.size)) receiver.write(chunk);
-      batch.add(receiver.finish());
+      const received = receiver.finish();
+      // null: a transaction this node made under the HALT lock, streamed back by the primary.
+      if (received) batch.add(received);
     } catch (err) {
       receiver.abort();
       throw err;

@@ -15,8 +15,14 @@ export type NodeErrorCode =
   | "NODE_PROMOTION_TIMEOUT"
   /** This node's cluster ID and the lease's differ. */
   | "NODE_CLUSTER_MISMATCH"
-  /** Another import of the same database is running. */
-  | "NODE_BUSY";
+  /** Another import of the same database is running, or a replica holds its HALT lock. */
+  | "NODE_BUSY"
+  /** Another holder has the database's HALT lock (the caller asks again later). */
+  | "NODE_HALT_BUSY"
+  /** The HALT lock named is not held (expired, released, or the primary changed). */
+  | "NODE_HALT_LOST"
+  /** The HALT lock could not be taken or kept (no such database, diverged replica, a refused transaction). */
+  | "NODE_HALT_FAILED";
 
 export class NodeError extends LitefsError {
   declare readonly code: NodeErrorCode;

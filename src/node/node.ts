@@ -9,7 +9,9 @@ import type { StoreEvent } from "../store/events.js";
 import type { MountWriter, RepairJob } from "../store/mount-writer.js";
 import type { Store } from "../store/store.js";
 import type { WriteAuthority } from "../store/write-authority.js";
+import { signal, sleep } from "./async.js";
 import { NodeError } from "./errors.js";
+import { HaltGrants, HaltHolds, type HaltGrantInfo, type HaltHolder } from "./halt.js";
 import { NodeEvents, type NodeEvent, type NodeRole } from "./events.js";
 import { ConnectedReplicas, type ReplicaListing } from "./replicas.js";
 import type { PeerApi, ReplicaClient, ReplicaSession } from "./seams.js";
@@ -89,11 +91,36 @@ export class Node {
   private readyWaiters: Array<() => void> = [];
   private ready = false;
   private readonly unsubscribeStore: () => void;
+  /** On the primary: the HALT locks granted to replicas. */
+  private readonly haltGrants: HaltGrants;
+  /** On a replica: the HALT locks it holds for `litefs run` commands. */
+  private readonly haltHolds: HaltHolds;
+  private readonly removeHaltBarrier: () => void;
 
   constructor(private readonly opts: NodeOptions) {
     this.nodeIdHex = opts.store.nodeId.toString(16).padStart(16, "0");
     this.events = new NodeEvents((err, ev) => opts.log.error({ err, event: ev.type }, "node event subscriber failed"));
     this.unsubscribeStore = opts.store.subscribe((ev) => this.events.emit(fromStore(ev)));
+    const { store, mountWriter, log, peers } = opts;
+    this.haltGrants = new HaltGrants({
+      store,
+      mountWriter,
+      log,
+      assertWritable: (what) => this.assertWritable(what),
+      importing: (db) => this.imports.has(db),
+      onChange: () => this.bumpStatus(),
+    });
+    this.haltHolds = new HaltHolds({
+      store,
+      mountWriter,
+      peers,
+      log,
+      holder: { nodeId: this.nodeIdHex, hostname: opts.hostname },
+      primary: () => (this.currentRole === "replica" ? this.knownPrimary : null),
+      onChange: () => this.bumpStatus(),
+      resync: () => this.session?.resync(),
+    });
+    this.removeHaltBarrier = store.addCommitBarrier((ev) => this.haltHolds.barrier(ev));
   }
 
   // ---- state the adapters read --------------------------------------------------------------
@@ -112,8 +139,9 @@ export class Node {
 
   /** Asked by the FUSE adapter on every open and write. */
   writeAuthority(db: string): WriteAuthority {
+    if (this.currentRole === "replica" && this.haltHolds.holds(db)) return "halted";
     if (this.currentRole !== "primary" || this.writesPaused) return "replica";
-    return this.imports.get(db)?.holding ? "importing" : "primary";
+    return this.imports.get(db)?.holding || this.haltGrants.holds(db) ? "held" : "primary";
   }
 
   /** The primary's hostname while this replica knows it (`.primary`); null on the primary. */
@@ -191,6 +219,8 @@ export class Node {
       await lease.close().catch((err) => this.opts.log.warn({ err }, "releasing the lease failed"));
     }
     await this.loop;
+    await this.haltHolds.releaseAll("shutting down");
+    this.removeHaltBarrier();
     this.unsubscribeStore();
   }
 
@@ -290,15 +320,19 @@ export class Node {
     const { store, mountWriter, log } = this.opts;
     this.assertWritable(`import ${name}`);
     if (this.imports.has(name)) throw new NodeError("NODE_BUSY", `an import of ${name} is already running on this node`);
+    const halted = this.haltGrants.holder(name);
+    if (halted) throw new NodeError("NODE_BUSY", `replica ${halted.hostname} holds the HALT lock on ${name}: import once it is released`);
     const file = await checkImportFile(source);
     const db = store.databaseForReplication(name);
     const state = { holding: false };
     this.imports.set(name, state);
     let ltx: ReceivedLtx | null = null;
+    let held = false;
     try {
       ltx = await importLtx(db, source, file, store.compress);
       if (db.exists) {
         await mountWriter.holdWrites(name);
+        held = true;
         state.holding = true;
         this.bumpStatus();
         this.assertWritable(`import ${name}`);
@@ -312,10 +346,9 @@ export class Node {
       }
       await applyReceivedBatch(db, [ltx], mountWriter, { resetWal: true });
       ltx = null;
-      state.holding = false; // the apply let go of every lock
     } finally {
       if (ltx) fs.rmSync(ltx.tmpPath, { force: true });
-      if (state.holding && db.exists) await mountWriter.releaseWrites(name).catch((err) => log.warn({ err, db: name }, "releasing the import's write lock failed"));
+      if (held) await mountWriter.releaseWrites(name).catch((err) => log.warn({ err, db: name }, "releasing the import's write lock failed"));
       this.imports.delete(name);
       this.bumpStatus();
     }
@@ -327,6 +360,41 @@ export class Node {
     if (this.currentRole === "primary" && !this.writesPaused) return;
     const primary = this.knownPrimary && !this.isPrimary ? ` (the primary is ${this.knownPrimary.hostname}, ${this.knownPrimary.advertiseUrl})` : "";
     throw new NodeError("NODE_NOT_PRIMARY", `cannot ${what}: this node is not the primary${primary}`);
+  }
+
+  // ---- the HALT lock (src/node/halt.ts) ---------------------------------------------------------
+
+  /** On the primary: a replica asks for the HALT lock on `db`. */
+  grantHaltLock(db: string, holder: HaltHolder): Promise<HaltGrantInfo> {
+    return this.haltGrants.acquire(db, holder);
+  }
+
+  /**
+   * For `litefs run -with-halt-lock-on` on this node: null on the primary (its commands write
+   * directly); on a replica, the lock is taken from the primary and this node catches up to it.
+   */
+  async takeHaltLock(db: string): Promise<{ id: string; position: Position; ttlMs: number } | null> {
+    if (this.isPrimary) return null;
+    if (this.currentRole !== "replica") throw new NodeError("NODE_HALT_FAILED", `cannot take the HALT lock on ${db}: this node is ${this.currentRole}`);
+    return this.haltHolds.acquire(db);
+  }
+
+  /** Renews a lock: the one this replica holds (and on its primary), or one this primary granted. */
+  async renewHaltLock(db: string, id: string): Promise<void> {
+    if (this.isPrimary) this.haltGrants.renew(db, id);
+    else await this.haltHolds.renew(db, id);
+  }
+
+  /** Ends a lock; on a replica, throws NODE_HALT_FAILED when a commit made under it did not reach the primary. */
+  async releaseHaltLock(db: string, id: string): Promise<void> {
+    if (this.isPrimary) await this.haltGrants.release(db, id);
+    else await this.haltHolds.release(db, id);
+  }
+
+  /** On the primary: a transaction of the replica holding the lock (one LTX file). */
+  applyHaltTransaction(db: string, id: string, body: AsyncIterable<Uint8Array>): Promise<Position> {
+    this.assertWritable(`apply a transaction to ${db}`);
+    return this.haltGrants.applyTransaction(db, id, body);
   }
 
   // ---- the lease loop --------------------------------------------------------------------------
@@ -404,7 +472,9 @@ export class Node {
       else lease.signal.addEventListener("abort", () => resolve(), { once: true });
     });
     unsubscribe();
-    this.demote(String((lease.signal.reason as Error)?.message ?? "lease ended"));
+    const reason = String((lease.signal.reason as Error)?.message ?? "lease ended");
+    this.demote(reason);
+    await this.haltGrants.releaseAll(`no longer the primary: ${reason}`);
     if (!this.stopped) await this.repairLocalState();
   }
 
@@ -502,6 +572,7 @@ export class Node {
     this.bumpStatus();
     this.opts.log.info({ role, previous, reason }, role === "primary" ? "this node is now the primary" : `this node is now ${role === "replica" ? "a replica" : "stopping"}`);
     this.events.emit({ type: "role", role, previous, reason });
+    if (previous === "replica") void this.haltHolds.releaseAll(`this node is now ${role}`);
     // The primary is learnt again from the next stream.
     this.setKnownPrimary(role === "primary" ? this.selfInfo() : null);
   }
@@ -549,16 +620,6 @@ function fromStore(ev: StoreEvent): NodeEvent {
   }
 }
 
-/** A promise and the function that resolves it (Promise.withResolvers needs Node 22). */
-function signal(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -246,7 +246,7 @@ export class ProxyServer {
     const deadline = Date.now() + config.primaryRedirectTimeoutMs;
     for (;;) {
       const changed = node.statusChange();
-      // "importing" counts too: the app's write then waits on SQLite's lock, as it would without a proxy.
+      // "held" (an import, a HALT) counts too: the app's write then waits on SQLite's lock, as it would without a proxy.
       if (node.writeAuthority(config.databases[0]) !== "replica") return { kind: "local" };
       if (forwardedBy !== undefined && !node.isPrimary) {
         throw new ProxyError("PROXY_NOT_PRIMARY", `write forwarded by ${String(forwardedBy)} reached ${node.hostname}, which is no longer the primary`);

@@ -43,6 +43,8 @@ export const READ_MARK_NOT_USED = 0xffffffff;
 // Lock bytes (file offsets). Exclusive on WRITE: the one writer. CKPT: a checkpointer. RECOVER:
 // rebuilding the index. READi: a reader pinned at aReadMark[i] (READ0: reading the database file
 // only). DMS: held shared by every connection; exclusive by the first, which resets the index.
+/** The wal-index is mapped in regions of this size; a reader maps none of a shorter -shm and then needs recovery. */
+export const SHM_REGION_SIZE = 32768;
 export const SHM_LOCK_WRITE = 120;
 export const SHM_LOCK_CKPT = 121;
 export const SHM_LOCK_RECOVER = 122;

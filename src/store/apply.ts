@@ -110,12 +110,17 @@ export class ReceiveBatch {
  * file checksum and post-apply checksum must verify before anything is applied. Never holds the
  * whole file in memory. Writes synchronously: the ltx/ folder is on the backing filesystem, never
  * the mount. Not fsynced here: the batch is made durable as a whole before it is installed.
+ *
+ * A transaction this node already has (it made it under the HALT lock and the primary streams it
+ * back) is read and dropped: finish() returns null once its checksum matches our own file's.
  */
 export class LtxReceiver {
   private readonly decoder: LtxDecoder;
   private readonly checksums = new Map<number, bigint>();
   private fd: number | null = null;
   private events: LtxEvent[] = [];
+  /** The file is one this node already has: checked against ours at the end, never written. */
+  private known = false;
   readonly tmpPath: string;
 
   constructor(
@@ -130,16 +135,31 @@ export class LtxReceiver {
     this.events.length = 0;
     this.decoder.write(chunk, this.events);
     for (const ev of this.events) {
-      if (ev.type === "header") checkFits(this.batch.db.name, this.batch.position, ev.header);
-      else if (ev.type === "page") this.checksums.set(ev.pgno, ev.checksum);
+      if (ev.type === "header") {
+        this.known = isKnown(this.batch.position, ev.header);
+        if (!this.known) checkFits(this.batch.db.name, this.batch.position, ev.header);
+      } else if (ev.type === "page") {
+        this.checksums.set(ev.pgno, ev.checksum);
+      }
     }
+    if (this.known) return;
     this.fd ??= fs.openSync(this.tmpPath, "w", 0o644);
     writeAll(this.fd, chunk);
   }
 
-  finish(): ReceivedLtx {
+  finish(): ReceivedLtx | null {
     const summary = this.decoder.end();
     const header = summary.header;
+    if (this.known) {
+      const ours = this.batch.db.ltx.postApplyChecksumOf(header.minTxid, header.maxTxid);
+      if (ours !== summary.trailer.postApplyChecksum) {
+        throw new StoreError(
+          "STORE_POSITION_MISMATCH",
+          `database ${this.batch.db.name}: LTX ${header.minTxid}-${header.maxTxid} is behind position ${this.batch.position.toString()} and not the one this node has`,
+        );
+      }
+      return null;
+    }
     if (!isSnapshot(header) && header.commit > 0) {
       const expected = this.batch.checksumAfter(this.checksums, header.commit);
       if (expected !== summary.trailer.postApplyChecksum) {
@@ -166,6 +186,11 @@ export class LtxReceiver {
     this.fd = null;
     fs.rmSync(this.tmpPath, { force: true });
   }
+}
+
+/** A transaction at or before `pos`, not a snapshot or a deletion: one this node should already have. */
+function isKnown(pos: Position, header: LtxHeader): boolean {
+  return !isSnapshot(header) && header.commit > 0 && header.maxTxid <= pos.txid;
 }
 
 function checkFits(name: string, pos: Position, header: LtxHeader): void {

@@ -1,14 +1,13 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "pino";
-import { CHECKSUM_FLAG, Position, TRAILER_SIZE, decodeTrailer, lockPgno, pageChecksum, type LtxHeader, type LtxEncoder } from "../ltx/index.js";
+import { CHECKSUM_FLAG, Position, lockPgno, pageChecksum, type LtxHeader, type LtxEncoder } from "../ltx/index.js";
 import { DB_HEADER_SIZE, isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
 import { BackingFile } from "./backing-file.js";
 import { JournalCapture } from "./capture-journal.js";
 import { WalCapture } from "./capture-wal.js";
 import { StoreError } from "./errors.js";
 import type { ChangeSource, CommitWait, StoreEvent } from "./events.js";
-import { LtxDirectory, type WrittenLtx } from "./ltx-directory.js";
+import { LtxDirectory, readPostApplyChecksum, type WrittenLtx } from "./ltx-directory.js";
 import { PageChecksums } from "./page-checksums.js";
 
 export type FileKind = "database" | "journal" | "wal" | "shm";
@@ -410,15 +409,7 @@ export class Database {
     const out: Position[] = [];
     for (const f of this.ltx.list().slice(-limit)) {
       try {
-        const fd = fs.openSync(f.path, "r");
-        try {
-          const size = fs.fstatSync(fd).size;
-          const tail = Buffer.alloc(TRAILER_SIZE);
-          fs.readSync(fd, tail, 0, TRAILER_SIZE, size - TRAILER_SIZE);
-          out.push(new Position(f.maxTxid, decodeTrailer(tail).postApplyChecksum));
-        } finally {
-          fs.closeSync(fd);
-        }
+        out.push(new Position(f.maxTxid, readPostApplyChecksum(f.path)));
       } catch {
         // removed by retention meanwhile, or unreadable: history is advisory
       }

@@ -2,6 +2,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   LtxEncoder,
+  TRAILER_SIZE,
+  decodeTrailer,
   formatLtxFilename,
   parseLtxFilename,
   type LtxHeader,
@@ -72,6 +74,15 @@ export class LtxDirectory {
   pathOf(minTxid: number, maxTxid: number): string {
     return path.join(this.dir, formatLtxFilename(minTxid, maxTxid));
   }
+  /** The post-apply checksum in the trailer of the file for `minTxid`..`maxTxid`; null when there is none (or it is unreadable). */
+  postApplyChecksumOf(minTxid: number, maxTxid: number): bigint | null {
+    try {
+      return readPostApplyChecksum(this.pathOf(minTxid, maxTxid));
+    } catch {
+      return null;
+    }
+  }
+
 
   /**
    * Writes one LTX file durably. `fill` receives the encoder and adds the pages; it returns
@@ -155,4 +166,17 @@ export class BufferedWriter {
 function writeAll(fd: number, data: Uint8Array): void {
   let done = 0;
   while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done);
+}
+
+/** The post-apply checksum in an LTX file's trailer (its last TRAILER_SIZE bytes). */
+export function readPostApplyChecksum(file: string): bigint {
+  const fd = fs.openSync(file, "r");
+  try {
+    const size = fs.fstatSync(fd).size;
+    const tail = Buffer.alloc(TRAILER_SIZE);
+    fs.readSync(fd, tail, 0, TRAILER_SIZE, size - TRAILER_SIZE);
+    return decodeTrailer(tail).postApplyChecksum;
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -22,8 +22,8 @@ export interface RepairResult {
 export interface MountWriter extends PageWriter {
   repair(jobs: readonly RepairJob[]): Promise<RepairResult[]>;
   /**
-   * Takes SQLite's write lock on a database and keeps it until `releaseWrites` or the next
-   * `apply` (which releases every lock): its writers wait (SQLITE_BUSY), its readers go on.
+   * Takes SQLite's write lock on a database and keeps it until `releaseWrites`, through applies
+   * and repairs meanwhile: its writers wait (SQLITE_BUSY), its readers go on.
    */
   holdWrites(db: string): Promise<void>;
   releaseWrites(db: string): Promise<void>;

@@ -36,7 +36,7 @@ export class Store {
   readonly log: Logger;
   private readonly dbs = new Map<string, Database>();
   private readonly listeners = new Set<(ev: StoreEvent) => void>();
-  private commitBarrier: CommitBarrier | null = null;
+  private readonly commitBarriers = new Set<CommitBarrier>();
   private retentionTimer: NodeJS.Timeout | null = null;
   private tmpSeq = 0;
 
@@ -130,9 +130,10 @@ export class Store {
     });
   }
 
-  /** What local commits wait for before SQLite hears they completed; null: nothing (the default). */
-  setCommitBarrier(barrier: CommitBarrier | null): void {
-    this.commitBarrier = barrier;
+  /** Local commits wait for `barrier` (and every other one) before SQLite hears they completed; returns its removal. */
+  addCommitBarrier(barrier: CommitBarrier): () => void {
+    this.commitBarriers.add(barrier);
+    return () => this.commitBarriers.delete(barrier);
   }
 
   private notify(ev: StoreEvent): CommitWait {
@@ -143,7 +144,14 @@ export class Store {
         this.log.error({ err, event: ev.type }, "store listener failed");
       }
     }
-    return ev.type === "commit" && ev.source === "local" && this.commitBarrier ? this.commitBarrier(ev) : null;
+    if (ev.type !== "commit" || ev.source !== "local") return null;
+    let waits: Promise<void>[] | null = null;
+    for (const barrier of this.commitBarriers) {
+      const wait = barrier(ev);
+      if (wait) (waits ??= []).push(wait);
+    }
+    if (!waits) return null;
+    return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined);
   }
 
   /** A database created on the mount whose first write was refused leaves nothing behind. */

@@ -1,8 +1,7 @@
 /**
  * Who may change a database on this node (DESIGN.md section 8). The Node decides it from its role;
  * the FUSE adapter asks on every open and write (src/fuse/write-access.ts), so a new state is a
- * new case there and here, not a flag in five places. Coming with a later change: "halted" (a
- * replica holding the primary's HALT lock: writes captured and sent to the primary).
+ * new case there and here, not a flag in five places.
  */
 export type WriteAuthority =
   /** This node is the primary: writes are captured into LTX files. */
@@ -14,8 +13,15 @@ export type WriteAuthority =
    */
   | "replica"
   /**
-   * The primary is replacing this database with an imported file: the mount agent writes it
-   * (holding SQLite's locks, so no other writer can be in a transaction); handles opened by
-   * others meanwhile are ordinary ones that may write once the import is done.
+   * On the primary, the mount agent holds SQLite's write lock and writes the pages: an import, or
+   * the transactions of a replica that holds the HALT lock. No other writer can be in a
+   * transaction; handles opened by others meanwhile are ordinary ones that may write once the
+   * lock is let go.
    */
-  | "importing";
+  | "held"
+  /**
+   * A replica that holds the primary's HALT lock (litefs run -with-halt-lock-on): writes are
+   * captured as on the primary, and each commit reaches the primary before SQLite hears that it
+   * completed. The mount agent may still write (the repairs when the lock ends).
+   */
+  | "halted";
