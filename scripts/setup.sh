@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what litefs-ts needs on a Debian machine (as root), only what is missing:
 # FUSE 2 (fuse-native loads libfuse.so.2), the sqlite3 CLI (tests and demo), Python 3, make and
-# g++ (npm ci compiles the vendored fuse-native, vendor/fuse-native), and the npm dependencies.
+# g++ (npm ci compiles the vendored fuse-native, vendor/fuse-native), openssl (the TLS tests make
+# their certificates with it), and the npm dependencies.
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

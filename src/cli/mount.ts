@@ -67,7 +67,8 @@ function execCommands(config: Config): Array<{ argv: string[]; ifCandidate: bool
 /**
  * Runs the exec commands: all but the last to completion (migrations), the last as the app.
  * SIGINT/SIGTERM go to the app; the node exits with the app's exit code after unmounting.
- * Without an app the node serves until it is signalled.
+ * Without an app the node serves until it is signalled. With http.tls, SIGHUP re-reads the
+ * certificate files (and stops nothing); without, it keeps its default action.
  */
 async function supervise(daemon: Daemon, commands: Array<{ argv: string[]; ifCandidate: boolean }>, config: Config): Promise<number> {
   const log = daemon.store.log;
@@ -86,8 +87,13 @@ async function supervise(daemon: Daemon, commands: Array<{ argv: string[]; ifCan
     log.info({ signal: sig }, "signal received");
     stopWith(sig);
   };
+  const onHangup = () => {
+    log.info({ signal: "SIGHUP" }, "signal received: reloading the TLS certificate");
+    daemon.reloadTls().catch((err: Error) => log.error({ err }, "TLS reload failed"));
+  };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  if (config.http.tls) process.on("SIGHUP", onHangup);
   // A part of the node that fails after start (the proxy cannot listen) stops the node and the app.
   daemon.failed.catch((err: Error) => {
     log.error({ err: err.message, code: (err as { code?: string }).code }, `stopping: ${err.message}`);
@@ -120,6 +126,7 @@ async function supervise(daemon: Daemon, commands: Array<{ argv: string[]; ifCan
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    process.off("SIGHUP", onHangup);
     await daemon.stop();
   }
 }

@@ -61,7 +61,7 @@ export function registerRun(program: Command): void {
         log.info("not a lease candidate: skipping the command");
         return;
       }
-      const api = await NodeApi.fromConfig(flags);
+      const api = await NodeApi.forConfig(config, flags.url);
       if (flags.promote) {
         await api.call("POST", "/promote");
         const info = await api.call<Info>("GET", "/info");

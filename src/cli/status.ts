@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { loadConfig, parseDuration } from "../config/index.js";
 import type { NodeInfo } from "../node/node.js";
 import type { ReplicaListing } from "../node/replicas.js";
-import { NodeApi, localUrl } from "./api-client.js";
+import { NodeApi } from "./api-client.js";
 import { assessCluster, nameOf, seconds, type ClusterProbe, type ClusterVerdict, type ProbedNode } from "./cluster-health.js";
 
 /** Each node gets this long to answer; they are asked in parallel. */
@@ -22,7 +22,7 @@ export function registerStatus(program: Command): void {
       "report every node reachable from this one (the node asked, its primary, the primary's replicas): role, API URL, positions, lag, lease. " +
         "Exit 0 healthy, 1 degraded, 2 the node asked or the primary unreachable",
     )
-    .option("--config <path>", "litefs.yml of the node to ask (its http.addr, http.token and proxy.max-lag)")
+    .option("--config <path>", "litefs.yml of the node to ask (its http.addr, http.token, http.tls and proxy.max-lag)")
     .option("--url <url>", "API URL of the node to ask (default: from http.addr)")
     .option("--json", "print one JSON document: every node's /info, the verdict and its problems")
     .option("--max-lag <duration>", "a replica further behind is degraded (default: proxy.max-lag, 10s)", parseMaxLag)
@@ -31,7 +31,7 @@ export function registerStatus(program: Command): void {
       const maxLagMs = flags.maxLag ?? config.proxy.maxLagMs;
       // A disconnected replica names no primary; a static replica's config does (only when it is the node asked).
       const staticPrimaryUrl = !flags.url && config.lease.type === "static" && !config.lease.candidate ? config.lease.advertiseUrl : undefined;
-      const probe = await probeCluster(flags.url ?? localUrl(config), config.http.token, staticPrimaryUrl);
+      const probe = await probeCluster(await NodeApi.forConfig(config, flags.url), staticPrimaryUrl);
       const verdict = assessCluster(probe, maxLagMs);
       if (flags.json) {
         process.stdout.write(JSON.stringify(statusDocument(probe, verdict, maxLagMs), null, 2) + "\n");
@@ -51,31 +51,32 @@ function parseMaxLag(text: string): number {
   }
 }
 
-/** The node asked, the primary it names, and every replica that primary lists, each asked once. */
-async function probeCluster(askedUrl: string, token: string | undefined, staticPrimaryUrl: string | undefined): Promise<ClusterProbe> {
-  const asked = await probe(askedUrl, token, null, true);
+/** The node asked, the primary it names, and every replica that primary lists, each asked once (with the asked node's credentials). */
+async function probeCluster(api: NodeApi, staticPrimaryUrl: string | undefined): Promise<ClusterProbe> {
+  const asked = await probe(api, null, true);
   const askedInfo = asked.info;
   if (!askedInfo) return { asked, primary: null, replicas: [] };
   const primaryUrl = askedInfo.primaryUrl ?? staticPrimaryUrl;
   if (!askedInfo.isPrimary && !primaryUrl) return { asked, primary: null, replicas: [asked] };
 
-  const primary = askedInfo.isPrimary ? asked : await probe(primaryUrl!, token, null, false);
+  const primary = askedInfo.isPrimary ? asked : await probe(api.at(primaryUrl!), null, false);
   const primaryInfo = primary.info;
   if (!primaryInfo) return { asked, primary, replicas: [asked] };
 
   const listings = primaryInfo.replicas ?? [];
   const others = listings.filter((l) => l.nodeId !== askedInfo.nodeId && l.nodeId !== primaryInfo.nodeId);
   const probed = await Promise.all(
-    others.map((l) => (l.url ? probe(l.url, token, l, false) : Promise.resolve<ProbedNode>({ url: null, info: null, error: null, listing: l, asked: false }))),
+    others.map((l) => (l.url ? probe(api.at(l.url), l, false) : Promise.resolve<ProbedNode>({ url: null, info: null, error: null, listing: l, asked: false }))),
   );
   if (asked === primary) return { asked, primary, replicas: probed };
   const askedAsReplica = { ...asked, listing: listings.find((l) => l.nodeId === askedInfo.nodeId) ?? null };
   return { asked: askedAsReplica, primary, replicas: [askedAsReplica, ...probed] };
 }
 
-async function probe(url: string, token: string | undefined, listing: ReplicaListing | null, asked: boolean): Promise<ProbedNode> {
+async function probe(api: NodeApi, listing: ReplicaListing | null, asked: boolean): Promise<ProbedNode> {
+  const url = api.baseUrl;
   try {
-    const info = await new NodeApi(url, token).call<NodeInfo>("GET", "/info", { timeoutMs: PROBE_TIMEOUT_MS });
+    const info = await api.call<NodeInfo>("GET", "/info", { timeoutMs: PROBE_TIMEOUT_MS });
     if (typeof info?.hostname !== "string" || typeof info.databases !== "object" || info.databases === null) {
       return { url, info: null, error: `${url}/info is not a litefs node's info`, listing, asked };
     }

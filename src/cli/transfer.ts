@@ -51,6 +51,7 @@ export async function uploadFile(api: NodeApi, path: string, file: string, size:
   const url = new URL(path, api.baseUrl);
   const send = url.protocol === "https:" ? https.request : http.request;
   const req = send(url, {
+    ...api.tls,
     method: "POST",
     headers: { ...authHeaders(api.token), "content-type": "application/vnd.sqlite3", "content-length": String(size) },
   });
@@ -83,6 +84,7 @@ export async function streamRequest(api: NodeApi, method: "GET" | "POST", path: 
     res = await request(new URL(path, api.baseUrl), {
       method,
       headers: authHeaders(api.token),
+      dispatcher: api.dispatcher,
       headersTimeout: 0,
       bodyTimeout: 0,
     });

@@ -6,6 +6,7 @@ export type ConfigErrorCode =
   | "CONFIG_READ" // the file exists but cannot be read (permissions, a directory, ...)
   | "CONFIG_SYNTAX" // not valid YAML
   | "CONFIG_INVALID" // valid YAML, but keys, types or values are wrong
+  | "CONFIG_TLS" // a file named by http.tls cannot be read, or is not a usable certificate, key or CA
   | "CONFIG_BAD_DURATION"; // parseDuration() refused its input
 
 /** One thing wrong with a config file, pointing at the key and, when known, its line. */

@@ -18,9 +18,6 @@ export function inactiveSettings(config: Config): InactiveSetting[] {
   const found: InactiveSetting[] = [];
   const add = (key: string, message: string) => found.push({ key, message });
 
-  if (config.http.tls !== undefined) {
-    add("http.tls", "http.tls is accepted but the cluster API is served over plain HTTP");
-  }
   if (config.backup.type === "litefs-cloud") {
     add("backup", "backup.type litefs-cloud is accepted but LiteFS Cloud no longer exists, so nothing is backed up");
   } else if (config.backup.type === "file") {

@@ -11,5 +11,6 @@ export {
   type LoadConfigOptions,
   type ParseConfigOptions,
 } from "./load.js";
+export { readTlsFiles, type TlsFiles } from "./tls-files.js";
 export { DEFAULT_DATA_DIR, DEFAULT_FUSE_DIR, DEFAULT_HTTP_ADDR } from "./schema.js";
 export type * from "./types.js";

@@ -192,10 +192,13 @@ const fuseSchema = z.strictObject({
   debug: bool(false),
 });
 
-const tlsSchema = crossCheck(z.strictObject({ cert: str(), key: str() }), ["cert", "key"], (tls, issue) => {
+const tlsSchema = crossCheck(z.strictObject({ cert: str(), key: str(), ca: str() }), ["cert", "key", "ca"], (tls, issue) => {
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     const [missing, given] = tls.cert === undefined ? ["cert", "key"] : ["key", "cert"];
     issue([missing], `is required when http.tls.${given} is set (give both or neither)`);
+  } else if (tls.ca !== undefined && tls.cert === undefined) {
+    // Mutual TLS: the node serves with its certificate and presents it to its peers.
+    issue(["ca"], "needs http.tls.cert and http.tls.key: with a CA the node serves TLS and presents its certificate to peers");
   }
 });
 
@@ -384,7 +387,7 @@ function checkDirs(fuseDir: string, dataDir: string, cwd: string): RawProblem[] 
 function toConfig(p: Parsed, opts: { cwd: string; hostname: string }): Config {
   const resolve = (f: string) => path.resolve(opts.cwd, f);
   const resolveOpt = (f: string | undefined) => (f === undefined ? undefined : resolve(f));
-  const { cert, key } = p.http.tls;
+  const { cert, key, ca } = p.http.tls;
   return {
     exitOnError: p["exit-on-error"],
     skipSync: p["skip-sync"],
@@ -401,7 +404,7 @@ function toConfig(p: Parsed, opts: { cwd: string; hostname: string }): Config {
       addr: p.http.addr,
       snapshotTimeoutMs: p.http["snapshot-timeout"],
       ...(p.http.token !== undefined && { token: p.http.token }),
-      ...(cert !== undefined && key !== undefined && { tls: { cert: resolve(cert), key: resolve(key) } }),
+      ...(cert !== undefined && key !== undefined && { tls: { cert: resolve(cert), key: resolve(key), ...(ca !== undefined && { ca: resolve(ca) }) } }),
     },
     proxy: {
       addr: p.proxy.addr,

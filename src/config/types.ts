@@ -46,7 +46,15 @@ export interface HttpConfig {
   /** Extension: shared bearer token required on every cluster endpoint. */
   token?: string;
   /** Extension: serve the API over TLS (and expect peers to). */
-  tls?: { cert: string; key: string };
+  tls?: TlsConfig;
+}
+
+/** http.tls: PEM files, read at startup and again on SIGHUP. */
+export interface TlsConfig {
+  cert: string;
+  key: string;
+  /** Mutual TLS: peers must present a certificate this CA signed; outgoing calls verify against it and present `cert`. */
+  ca?: string;
 }
 
 export interface ProxyConfig {

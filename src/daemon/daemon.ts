@@ -1,13 +1,14 @@
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import type { Logger } from "pino";
-import { inactiveSettings, type Config } from "../config/index.js";
+import { inactiveSettings, readTlsFiles, type Config, type TlsFiles } from "../config/index.js";
 import { FileSystem } from "../fuse/file-system.js";
 import { FuseMount } from "../fuse/mount.js";
 import { MountAgent } from "../fuse/mount-agent.js";
 import { PeerClient } from "../http/client.js";
 import { ApiServer } from "../http/server.js";
 import { ReplicaStream } from "../http/stream-replica.js";
+import { PeerConnections } from "../http/tls.js";
 import type { Leaser } from "../lease/index.js";
 import { Node } from "../node/node.js";
 import { ProxyServer } from "../proxy/server.js";
@@ -40,6 +41,7 @@ export class Daemon {
   private agent: MountAgent | null = null;
   private leaser: Leaser | null = null;
   private proxy: ProxyServer | null = null;
+  private connections: PeerConnections | null = null;
   private stopped = false;
   private fail!: (err: Error) => void;
   /** Rejects if the node fails after start() returned (the proxy cannot listen); the caller stops the node. */
@@ -71,6 +73,10 @@ export class Daemon {
   async start(): Promise<void> {
     const { config, log } = this.opts;
     for (const s of inactiveSettings(config)) log.warn({ key: s.key }, `config: ${s.message}`);
+    // First: a certificate that cannot be read stops the node before anything has started.
+    const tlsFiles = config.http.tls && (await readTlsFiles(config.http.tls));
+    const connections = new PeerConnections(tlsFiles);
+    this.connections = connections;
     this.store.open();
 
     // Started before the mount exists and from a process that holds no mount files.
@@ -83,6 +89,7 @@ export class Daemon {
     const api = new ApiServer({
       addr: config.http.addr,
       token: config.http.token,
+      tls: tlsFiles,
       get node(): Node {
         return node!;
       },
@@ -96,7 +103,7 @@ export class Daemon {
     const urls = nodeUrls(config, address.port);
     this.leaser = createLeaser(config, this.store.dataDir, urls, log);
     const leaser = this.leaser;
-    const peers = new PeerClient(config.http.token);
+    const peers = new PeerClient(config.http.token, connections);
 
     node = new Node({
       store: this.store,
@@ -111,6 +118,7 @@ export class Daemon {
           log,
           hostname: config.lease.hostname,
           token: config.http.token,
+          connections,
           databases: config.lease.databases,
           candidate: config.lease.candidate,
           apiUrl: urls.apiUrl,
@@ -142,11 +150,30 @@ export class Daemon {
     await this.mount.mount();
     this.store.startRetention();
     node.start();
-    this.startProxy(node, peers);
+    this.startProxy(node, peers, tlsFiles);
+  }
+
+  /**
+   * SIGHUP: re-reads http.tls's files. New connections, served and opened, use them; open ones
+   * keep theirs. Files that cannot be used are logged and the ones in use kept.
+   */
+  async reloadTls(): Promise<void> {
+    const { config, log } = this.opts;
+    if (!config.http.tls || !this.api || this.stopped) return;
+    let files: TlsFiles;
+    try {
+      files = await readTlsFiles(config.http.tls);
+      this.api.setTlsFiles(files);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "TLS reload failed: keeping the certificate in use");
+      return;
+    }
+    this.connections?.reload(files);
+    log.info({ cert: config.http.tls.cert, ...(config.http.tls.ca && { ca: config.http.tls.ca }) }, "TLS certificate reloaded");
   }
 
   /** LiteFS's proxy listens once the node is ready: primary, or caught up as a replica. */
-  private startProxy(node: Node, peers: PeerClient): void {
+  private startProxy(node: Node, peers: PeerClient, tlsFiles: TlsFiles | undefined): void {
     const { config, log } = this.opts;
     const { addr, target } = config.proxy;
     if (target === undefined || addr === undefined) return;
@@ -155,6 +182,7 @@ export class Daemon {
       node,
       store: this.store,
       primaryTxids: (primary) => peers.primaryTxids(primary),
+      trustedCa: tlsFiles?.ca,
       log,
       flyAppName: process.env.FLY_APP_NAME || undefined,
     });
@@ -179,6 +207,7 @@ export class Daemon {
     await this.proxy?.close();
     await this.node?.stop();
     await this.api?.close();
+    await this.connections?.close();
     await this.agent?.close();
     await this.leaser?.close().catch((err) => this.opts.log.warn({ err }, "closing the leaser failed"));
     if (this.mount && !this.opts.skipUnmount) await this.mount.unmount();

@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../config/index.js";
+import { apiScheme } from "../http/tls.js";
 import { ConsulLeaser, StaticLeaser, type Leaser } from "../lease/index.js";
 
 /** Where other nodes reach this one: its cluster API, and its application proxy when it runs one. */
@@ -13,12 +14,13 @@ export interface NodeUrls {
 }
 
 /**
- * A node without lease.advertise-url advertises http://<hostname>:<API port>, as LiteFS does.
+ * A node without lease.advertise-url advertises http://<hostname>:<API port>, as LiteFS does
+ * (https:// with http.tls).
  * Its proxy is reached at proxy.advertise-url, else on the advertise URL's host with the port of
  * proxy.addr, so most clusters need no new key.
  */
 export function nodeUrls(config: Config, httpPort: number): NodeUrls {
-  const advertiseUrl = config.lease.advertiseUrl ?? `http://${config.lease.hostname}:${httpPort}`;
+  const advertiseUrl = config.lease.advertiseUrl ?? `${apiScheme(config)}://${config.lease.hostname}:${httpPort}`;
   const apiUrl = ownApiUrl(config, advertiseUrl, httpPort);
   const { proxy } = config;
   if (proxy.target === undefined || proxy.addr === undefined) return { advertiseUrl, apiUrl };
@@ -33,7 +35,7 @@ export function nodeUrls(config: Config, httpPort: number): NodeUrls {
 /**
  * A Consul node's advertise URL is its own, and so is a static candidate's (it is the primary).
  * A static replica's lease.advertise-url is the primary's, so it reports
- * http://<host of http.addr>:<API port>, with lease.hostname when http.addr names no host
+ * http(s)://<host of http.addr>:<API port>, with lease.hostname when http.addr names no host
  * (":20202", 0.0.0.0, ::).
  */
 function ownApiUrl(config: Config, advertiseUrl: string, httpPort: number): string {
@@ -42,7 +44,7 @@ function ownApiUrl(config: Config, advertiseUrl: string, httpPort: number): stri
   const addr = config.http.addr;
   const host = addr.slice(0, addr.lastIndexOf(":")).replace(/^\[|\]$/g, "");
   const name = host === "" || host === "0.0.0.0" || host === "::" ? lease.hostname : host;
-  return `http://${name.includes(":") ? `[${name}]` : name}:${httpPort}`;
+  return `${apiScheme(config)}://${name.includes(":") ? `[${name}]` : name}:${httpPort}`;
 }
 
 /** The Leaser for lease.type. */

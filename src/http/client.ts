@@ -7,10 +7,14 @@ import type { HaltGrantInfo, HaltHolder } from "../node/halt.js";
 import type { PeerApi } from "../node/seams.js";
 import { authHeaders } from "./auth.js";
 import { HttpError } from "./errors.js";
+import type { PeerConnections } from "./tls.js";
 
-/** Calls another node's cluster API, with this cluster's bearer token. */
+/** Calls another node's cluster API, with this cluster's bearer token (and certificate, with http.tls.ca). */
 export class PeerClient implements PeerApi {
-  constructor(private readonly token: string | undefined) {}
+  constructor(
+    private readonly token: string | undefined,
+    private readonly connections?: PeerConnections,
+  ) {}
 
   async requestHandoff(primary: PrimaryInfo, nodeId: string): Promise<void> {
     let res;
@@ -18,6 +22,7 @@ export class PeerClient implements PeerApi {
       res = await request(new URL(`/handoff?id=${encodeURIComponent(nodeId)}`, primary.advertiseUrl), {
         method: "POST",
         headers: authHeaders(this.token),
+        dispatcher: this.connections?.dispatcher,
         headersTimeout: 30_000,
       });
     } catch (err) {
@@ -67,6 +72,7 @@ export class PeerClient implements PeerApi {
     try {
       res = await request(new URL(path, primary.advertiseUrl), {
         method,
+        dispatcher: this.connections?.dispatcher,
         body: extra.body,
         headers: { ...authHeaders(this.token), ...extra.headers },
         headersTimeout: timeoutMs,
@@ -88,7 +94,12 @@ export class PeerClient implements PeerApi {
   async primaryTxids(primary: PrimaryInfo): Promise<Map<string, number>> {
     let res;
     try {
-      res = await request(new URL("/info", primary.advertiseUrl), { headers: authHeaders(this.token), headersTimeout: 5_000, bodyTimeout: 5_000 });
+      res = await request(new URL("/info", primary.advertiseUrl), {
+        headers: authHeaders(this.token),
+        dispatcher: this.connections?.dispatcher,
+        headersTimeout: 5_000,
+        bodyTimeout: 5_000,
+      });
     } catch (err) {
       throw new HttpError("HTTP_PEER_FAILED", `cannot reach ${primary.advertiseUrl}: ${(err as Error).message}`, { cause: err });
     }

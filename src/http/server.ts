@@ -1,6 +1,9 @@
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
+import * as https from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
+import type { TlsFiles } from "../config/index.js";
 import { LitefsError } from "../errors.js";
 import type { Node } from "../node/node.js";
 import type { NodeErrorCode } from "../node/errors.js";
@@ -14,10 +17,13 @@ import { haltRoutes } from "./halt.js";
 import { serveExport, serveImport } from "./import-export.js";
 import { serveStream } from "./stream-primary.js";
 import { MAX_STREAM_REQUEST_BYTES, parseStreamRequest } from "./stream-request.js";
+import { serverTlsOptions } from "./tls.js";
 
 export interface ApiServerOptions {
   addr: string;
   token?: string;
+  /** http.tls, read: serve https (with a CA, mutual TLS). */
+  tls?: TlsFiles;
   /** Read per request (a getter is fine): the node may be created after the API has bound its port. */
   readonly node: Node;
   store: Store;
@@ -54,14 +60,24 @@ const NODE_STATUS: Record<NodeErrorCode, number> = {
   NODE_HALT_FAILED: 409,
 };
 
+/** Why a TLS handshake was refused, for the log line, by Node's error code. */
+const HANDSHAKE_REFUSALS: Record<string, string> = {
+  ERR_SSL_HTTP_REQUEST: "plain HTTP request on the TLS port refused: use https:// (http.tls is set)",
+  ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE: "TLS client without a certificate refused (http.tls.ca requires one)",
+};
+
 /**
  * The cluster API (http.addr, default :20202). With http.token set, every endpoint requires the
- * bearer token; a request without it gets 401 and a log line, and nothing else. A client that
- * goes away mid-request costs its request and nothing more.
+ * bearer token; a request without it gets 401 and a log line, and nothing else. With http.tls it
+ * is served over https, and with http.tls.ca a client must present a certificate that CA signed
+ * (the token still applies on top); a refused handshake closes the connection and is logged. A
+ * client that goes away mid-request costs its request and nothing more.
  */
 export class ApiServer {
   private readonly server: http.Server;
   private readonly routes: Record<string, Route>;
+  /** With TLS: every connection, so close() also ends those still in their handshake (unknown to the HTTP layer). */
+  private readonly sockets = new Set<Socket>();
   port: number | null = null;
 
   constructor(private readonly opts: ApiServerOptions) {
@@ -94,8 +110,24 @@ export class ApiServer {
       },
       ...opts.testRoutes,
     };
-    this.server = http.createServer((req, res) => this.respond(req, res));
+    const respond = (req: http.IncomingMessage, res: http.ServerResponse) => this.respond(req, res);
+    if (opts.tls) {
+      this.server = https.createServer(serverTlsOptions(opts.tls), respond);
+      this.server.on("tlsClientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: TLSSocket) => this.refusedHandshake(err, socket));
+      this.server.on("connection", (socket: Socket) => {
+        this.sockets.add(socket);
+        socket.once("close", () => this.sockets.delete(socket));
+      });
+    } else {
+      this.server = http.createServer(respond);
+    }
     this.server.keepAliveTimeout = 30_000;
+  }
+
+  /** SIGHUP: new connections use these files; open ones keep theirs. Throws if they cannot be used. */
+  setTlsFiles(files: TlsFiles): void {
+    if (!(this.server instanceof https.Server)) throw new HttpError("HTTP_INTERNAL", "the cluster API is not served over TLS");
+    this.server.setSecureContext(serverTlsOptions(files));
   }
 
   async listen(): Promise<AddressInfo> {
@@ -111,7 +143,8 @@ export class ApiServer {
     });
     const address = this.server.address() as AddressInfo;
     this.port = address.port;
-    this.opts.log.info({ addr: `${address.address}:${address.port}` }, "http server listening");
+    const tls = this.opts.tls ? (this.opts.tls.ca ? "mutual" : "server") : undefined;
+    this.opts.log.info({ addr: `${address.address}:${address.port}`, ...(tls && { tls }) }, "http server listening");
     return address;
   }
 
@@ -119,7 +152,25 @@ export class ApiServer {
     // No node yet when the daemon failed to start after the API was listening.
     (this.opts.node as Node | undefined)?.replicas.endAll("shutting down");
     this.server.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** One line per refused handshake; Node has already closed the connection. */
+  private refusedHandshake(err: NodeJS.ErrnoException & { reason?: string }, socket: TLSSocket): void {
+    const remote = socket.remoteAddress;
+    // A certificate that fails verification is dropped by Node after the handshake; this error then says ECONNRESET.
+    const unverified = socket.authorizationError as unknown as string | null;
+    if (unverified) {
+      this.opts.log.warn({ remote, reason: unverified }, `TLS client certificate refused (${unverified}, verified against http.tls.ca)`);
+      return;
+    }
+    if (err.code === "ECONNRESET" || err.code === "EPIPE") {
+      this.opts.log.debug({ remote, code: err.code }, "TLS client went away during the handshake");
+      return;
+    }
+    const message = HANDSHAKE_REFUSALS[err.code ?? ""] ?? `TLS handshake refused: ${err.reason ?? err.message}`;
+    this.opts.log.warn({ remote, code: err.code }, message);
   }
 
   private respond(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -7,6 +7,7 @@ import { readClusterId, writeClusterId } from "../store/cluster-id.js";
 import type { Store } from "../store/store.js";
 import { authHeaders } from "./auth.js";
 import { FrameReader, FrameType, StreamError, type Frame } from "./frames.js";
+import type { PeerConnections } from "./tls.js";
 
 export interface ReplicaStreamOptions extends ReplicaSessionOptions {
   store: Store;
@@ -14,6 +15,8 @@ export interface ReplicaStreamOptions extends ReplicaSessionOptions {
   log: Logger;
   hostname: string;
   token?: string;
+  /** https to the primary: the CA to verify it against and the certificate to present (http.tls.ca). */
+  connections?: PeerConnections;
   /** lease.databases: only these (empty = all). */
   databases: string[];
   /** lease.candidate: tells the primary it may hand its lease to this node. */
@@ -115,6 +118,7 @@ export class ReplicaStream implements ReplicaSession {
       body,
       headers: { "content-type": "application/json", ...authHeaders(this.opts.token) },
       signal: this.abort.signal,
+      dispatcher: this.opts.connections?.dispatcher,
       bodyTimeout: this.opts.idleTimeoutMs ?? 5000,
       headersTimeout: 10_000,
     });

@@ -27,6 +27,8 @@ export interface ProxyServerOptions {
   store: Pick<Store, "database">;
   /** Asks the primary's cluster API for the TXID of each database (reads with `Litefs-Consistency: strong`). */
   primaryTxids: (primary: PrimaryInfo) => Promise<Map<string, number>>;
+  /** http.tls.ca: trusted besides the system store when the primary's proxy is reached over https. */
+  trustedCa?: Buffer;
   log: Logger;
   /** FLY_APP_NAME: set when running on Fly.io. */
   flyAppName?: string;
@@ -44,7 +46,7 @@ type WriteRoute = { kind: "local" } | { kind: "forward"; primary: PrimaryInfo & 
  */
 export class ProxyServer {
   private readonly server: http.Server;
-  private readonly upstream = new Upstream();
+  private readonly upstream: Upstream;
   private readonly target: UpstreamTarget;
   private readonly passthrough: PathPatterns;
   private readonly alwaysForward: PathPatterns;
@@ -53,6 +55,7 @@ export class ProxyServer {
   constructor(private readonly opts: ProxyServerOptions) {
     const { config } = opts;
     this.log = opts.log.child({ component: "proxy" });
+    this.upstream = new Upstream({ trustedCa: opts.trustedCa });
     this.target = { origin: originOf(config.target), name: `the application at ${config.target} (proxy.target)` };
     this.passthrough = new PathPatterns(config.passthrough);
     this.alwaysForward = new PathPatterns(config.alwaysForward);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Agent, request } from "undici";
@@ -29,12 +30,20 @@ export function originOf(hostPort: string): string {
 
 /**
  * Sends requests upstream and their answers back, streamed both ways with backpressure (a body
- * of any size passes in flat memory). Keeps connections alive per origin.
+ * of any size passes in flat memory). Keeps connections alive per origin. An https origin (a
+ * primary's proxy behind a TLS terminator) is verified against the system store, and
+ * `trustedCa` when given.
  */
 export class Upstream {
-  // No time limits of its own: the client's side has the proxy's server timeouts.
-  private readonly agent = new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 4_000 });
+  private readonly agent: Agent;
   private readonly tunnels = new Set<Duplex>();
+  private readonly tls: tls.ConnectionOptions;
+
+  constructor(opts: { trustedCa?: Buffer } = {}) {
+    this.tls = opts.trustedCa ? { ca: [...tls.rootCertificates, opts.trustedCa.toString("utf8")] } : {};
+    // No time limits of its own: the client's side has the proxy's server timeouts.
+    this.agent = new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 4_000, connect: this.tls });
+  }
 
   /**
    * Forwards `req` to `target` and streams the answer to `res`. `beforeResponse` adds headers
@@ -93,14 +102,14 @@ export class Upstream {
   tunnel(req: IncomingMessage, socket: Duplex, head: Buffer, target: UpstreamTarget, headers: Record<string, string | string[]>): Promise<void> {
     const url = new URL(target.origin);
     return new Promise((resolve, reject) => {
-      const upstream = net.connect(Number(url.port), url.hostname);
+      const upstream = this.connect(url);
       this.tunnels.add(upstream).add(socket);
       let connected = false;
       const done = () => {
         this.tunnels.delete(upstream);
         this.tunnels.delete(socket);
       };
-      upstream.once("connect", () => {
+      upstream.once(upstream instanceof tls.TLSSocket ? "secureConnect" : "connect", () => {
         connected = true;
         const lines = [`${req.method} ${req.url} HTTP/1.1`];
         for (const [name, value] of Object.entries(headers)) for (const v of [value].flat()) lines.push(`${name}: ${v}`);
@@ -126,6 +135,13 @@ export class Upstream {
         done();
       });
     });
+  }
+
+  private connect(url: URL): net.Socket {
+    const host = url.hostname.replace(/^\[|\]$/g, "");
+    if (url.protocol !== "https:") return net.connect(Number(url.port || 80), host);
+    // SNI takes a name, never an address (RFC 6066).
+    return tls.connect({ ...this.tls, host, port: Number(url.port || 443), ...(net.isIP(host) === 0 && { servername: host }) });
   }
 
   async close(): Promise<void> {

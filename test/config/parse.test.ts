@@ -106,6 +106,7 @@ describe("every key is read", () => {
         tls:
           cert: tls/cert.pem
           key: /etc/tls/key.pem
+          ca: tls/ca.pem
       proxy:
         addr: ":8080"
         target: "localhost:8081"
@@ -166,7 +167,7 @@ describe("every key is read", () => {
         addr: "127.0.0.1:3000",
         snapshotTimeoutMs: 120_000,
         token: "s3cret-token",
-        tls: { cert: "/work/tls/cert.pem", key: "/etc/tls/key.pem" },
+        tls: { cert: "/work/tls/cert.pem", key: "/etc/tls/key.pem", ca: "/work/tls/ca.pem" },
       },
       proxy: {
         addr: ":8080",
@@ -468,6 +469,24 @@ describe("http", () => {
   test("the tls check runs even when another http key is wrong", () => {
     const text = MINIMAL + "http:\n  addr: 20202\n  tls:\n    cert: c.pem\n";
     expect(problems(text).map((p) => p.path)).toEqual(["http.addr", "http.tls.key"]);
+  });
+
+  test("tls.ca needs cert and key, and names them", () => {
+    expect(problemAt(MINIMAL + "http:\n  tls:\n    ca: ca.pem\n", "http.tls.ca")).toMatchObject({
+      line: 5,
+      message: "needs http.tls.cert and http.tls.key: with a CA the node serves TLS and presents its certificate to peers",
+    });
+    // Half a pair is reported once, at the missing half.
+    expect(problems(MINIMAL + "http:\n  tls:\n    cert: c.pem\n    ca: ca.pem\n").map((p) => p.path)).toEqual(["http.tls.key"]);
+  });
+
+  test("tls without ca is TLS without client certificates; ca: '' is no ca", () => {
+    expect(parse(MINIMAL + "http:\n  tls:\n    cert: c.pem\n    key: k.pem\n").http.tls).toEqual({ cert: "/work/c.pem", key: "/work/k.pem" });
+    expect(parse(MINIMAL + "http:\n  tls:\n    cert: c.pem\n    key: k.pem\n    ca: ''\n").http.tls).toEqual({ cert: "/work/c.pem", key: "/work/k.pem" });
+  });
+
+  test("an unknown key under tls is refused", () => {
+    expect(problemAt(MINIMAL + "http:\n  tls:\n    cert: c.pem\n    key: k.pem\n    client-ca: ca.pem\n", "http.tls.client-ca").message).toBe("unknown key");
   });
 
   test("tls with neither file is no tls", () => {

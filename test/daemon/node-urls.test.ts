@@ -8,6 +8,17 @@ test("without a proxy a node publishes only its API URL, LiteFS's default one wh
   expect(nodeUrls(parse(MINIMAL + "  hostname: db-1\n"), 20202)).toEqual({ advertiseUrl: "http://db-1:20202", apiUrl: "http://db-1:20202" });
 });
 
+test("with http.tls the default URLs are https; the proxy's stays http (it serves plain HTTP)", () => {
+  const TLS = "http:\n  tls:\n    cert: c.pem\n    key: k.pem\n";
+  expect(nodeUrls(parse(MINIMAL + "  hostname: db-1\n" + TLS + PROXY), 20202)).toEqual({
+    advertiseUrl: "https://db-1:20202",
+    apiUrl: "https://db-1:20202",
+    proxyUrl: "http://db-1:8080",
+  });
+  const replica = parse("lease:\n  type: static\n  candidate: false\n  hostname: replica-1\n  advertise-url: https://primary:20202\n" + TLS);
+  expect(nodeUrls(replica, 20202).apiUrl).toBe("https://replica-1:20202");
+});
+
 test("the proxy URL defaults to the advertise URL's host with the port of proxy.addr", () => {
   const config = parse("lease:\n  type: static\n  advertise-url: https://db-1.internal:9000/api\n" + PROXY);
   expect(nodeUrls(config, 20202)).toEqual({

@@ -14,9 +14,10 @@ export class Cluster {
     return [this.primary, ...this.replicas];
   }
 
+  /** A primary configured with http.tls is reached at https. */
   static async start(label: string, replicaCount: number, opts: { primary?: NodeConfig; replica?: NodeConfig } = {}): Promise<Cluster> {
     const primaryPort = await freePort();
-    const primaryUrl = `http://127.0.0.1:${primaryPort}`;
+    const primaryUrl = `${opts.primary?.tls ? "https" : "http"}://127.0.0.1:${primaryPort}`;
     const primary = await LitefsNode.create(`${label}-p`, { candidate: true, httpPort: primaryPort, hostname: "primary", primaryUrl, ...opts.primary });
     const replicas: LitefsNode[] = [];
     for (let i = 0; i < replicaCount; i++) {

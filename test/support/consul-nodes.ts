@@ -1,5 +1,5 @@
 import { startConsulDouble, type ConsulDouble } from "./consul-double.js";
-import { LitefsNode, freePort } from "./node-process.js";
+import { LitefsNode, freePort, type NodeConfig } from "./node-process.js";
 import { waitForPrimary } from "./roles.js";
 
 /** Cleanups a test file runs after each test (nodes, doubles, proxies), in reverse order. */
@@ -16,7 +16,7 @@ export async function consulNode(
   cleanups: Cleanups,
   double: ConsulDouble,
   name: string,
-  opts: { candidate?: boolean; promote?: boolean; httpPort?: number; advertiseUrl?: string; extraYaml?: string } = {},
+  opts: Pick<NodeConfig, "candidate" | "promote" | "httpPort" | "advertiseUrl" | "extraYaml" | "tls" | "token"> = {},
 ): Promise<LitefsNode> {
   const node = await LitefsNode.create(name, {
     hostname: name,
@@ -26,6 +26,8 @@ export async function consulNode(
     promote: opts.promote,
     advertiseUrl: opts.advertiseUrl,
     extraYaml: opts.extraYaml,
+    tls: opts.tls,
+    token: opts.token,
   });
   cleanups.push(() => node.cleanup());
   return node;

@@ -27,6 +27,8 @@ export interface NodeConfig {
   primaryUrl?: string;
   hostname?: string;
   token?: string;
+  /** http.tls: PEM files (the API then speaks https, and default URLs are https). */
+  tls?: { cert: string; key: string; ca?: string };
   databases?: string[];
   /** Use a Consul lease at this URL (the test double) instead of a static one. */
   consulUrl?: string;
@@ -66,6 +68,7 @@ export class LitefsNode {
 
   async writeConfig(): Promise<void> {
     const c = this.config;
+    const scheme = c.tls ? "https" : "http";
     const yaml = [
       "fuse:",
       `  dir: ${this.mnt}`,
@@ -77,18 +80,19 @@ export class LitefsNode {
       "http:",
       `  addr: "127.0.0.1:${c.httpPort ?? 0}"`,
       ...(c.token ? [`  token: "${c.token}"`] : []),
+      ...(c.tls ? ["  tls:", `    cert: ${c.tls.cert}`, `    key: ${c.tls.key}`, ...(c.tls.ca ? [`    ca: ${c.tls.ca}`] : [])] : []),
       "lease:",
       ...(c.consulUrl
         ? [
             "  type: consul",
-            `  advertise-url: ${c.advertiseUrl ?? `http://127.0.0.1:${c.httpPort}`}`,
+            `  advertise-url: ${c.advertiseUrl ?? `${scheme}://127.0.0.1:${c.httpPort}`}`,
             "  consul:",
             `    url: ${c.consulUrl}`,
             "    key: litefs/test",
             "    ttl: 10s",
             "    lock-delay: 1s",
           ]
-        : ["  type: static", `  advertise-url: ${c.primaryUrl ?? `http://127.0.0.1:${c.httpPort ?? 20202}`}`]),
+        : ["  type: static", `  advertise-url: ${c.primaryUrl ?? `${scheme}://127.0.0.1:${c.httpPort ?? 20202}`}`]),
       `  candidate: ${c.candidate ?? true}`,
       `  hostname: ${c.hostname ?? "node"}`,
       ...(c.promote ? ["  promote: true"] : []),
