@@ -134,6 +134,9 @@ export class ApiServer {
   async close(): Promise<void> {
     // No node yet when the daemon failed to start after the API was listening.
     (this.opts.node as Node | undefined)?.replicas.endAll("shutting down");
+    // A response's writes are corked until the next tick: let the last ones out first (an
+    // /events subscriber then hears this node step down before its connection closes).
+    await new Promise((resolve) => setImmediate(resolve));
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

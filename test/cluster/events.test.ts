@@ -198,5 +198,8 @@ describe("litefs events", () => {
     await node.stop();
     expect(await withTimeout(orphan.exit, 20_000, "litefs events to exit when the node stops")).toBe(1);
     expect(orphan.err()).toMatch(/event stream of the litefs node at http:\/\/127\.0\.0\.1:\d+|ended the event stream/);
+    // Before its connection closed, the node said it stepped down.
+    const seen = orphan.out().split("\n").filter(Boolean).map((l) => JSON.parse(l) as StreamEvent);
+    expect(seen.at(-1)).toEqual({ type: "primaryChange", data: { isPrimary: false } });
   });
 });
