@@ -1,11 +1,14 @@
 import * as fsp from "node:fs/promises";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { Position } from "../../src/ltx/index.js";
+import { encodeLtxFrameHeader, encodeReadyFrame } from "../../src/http/frames.js";
+import { CHECKSUM_FLAG, Position, databaseChecksum, encodeLtx, type LtxHeader } from "../../src/ltx/index.js";
 import { Cluster } from "../support/cluster.js";
 import type { Cleanups } from "../support/consul-nodes.js";
-import { LitefsNode, ROOT, freePort, waitFor } from "../support/node-process.js";
+import { LitefsNode, ROOT, freePort, makeTempDir, waitFor } from "../support/node-process.js";
 import { metricNamesIn, scrape, type Scrape } from "../support/prometheus.js";
 import { apiUrl, waitForPrimary } from "../support/roles.js";
 import { sqlite3 } from "../support/sqlite-clients.js";
@@ -157,6 +160,71 @@ describe("GET /metrics", () => {
     await sqlite3(primary.db(name), "INSERT INTO t VALUES (5);");
     await both.waitForConvergence(name);
     expect((await scrape(late)).value("litefs_stream_reconnects_total")).toBeGreaterThanOrEqual(1);
+  });
+});
+
+/**
+ * A stand-in primary that streams database `name` as TXID 1 (a good snapshot of `image`) and
+ * TXID 2, whose trailer claims a checksum its pages cannot give: every file checks out on its
+ * own (header, CRC), only the replica's checksum arithmetic can catch it.
+ */
+async function primaryWithABadFile(name: string, image: Buffer, pageSize: number): Promise<{ url: string; close: () => Promise<void> }> {
+  const header = (txid: number, pre: bigint): LtxHeader => ({
+    flags: 0,
+    pageSize,
+    commit: image.length / pageSize,
+    minTxid: txid,
+    maxTxid: txid,
+    timestamp: Date.now(),
+    preApplyChecksum: pre,
+    walOffset: 0,
+    walSize: 0,
+    walSalt1: 0,
+    walSalt2: 0,
+    nodeId: 1n,
+  });
+  const pages = (from: number) => Array.from({ length: image.length / pageSize - from + 1 }, (_, i) => ({ pgno: from + i, data: image.subarray((from + i - 1) * pageSize, (from + i) * pageSize) }));
+  const good = databaseChecksum(image, pageSize);
+  const first = encodeLtx(header(1, 0n), pages(1), good);
+  const bad = encodeLtx(header(2, good), pages(2), CHECKSUM_FLAG | (good ^ 0x5a5an));
+  const frame = (ltx: Uint8Array) => Buffer.concat([encodeLtxFrameHeader(name, ltx.length), ltx]);
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      const have = (JSON.parse(body) as { positions: Record<string, string> }).positions[name];
+      res.writeHead(200, { "content-type": "application/vnd.litefs.stream", "litefs-cluster-id": "", "litefs-primary-hostname": "forger" });
+      res.write(have ? frame(bad) : Buffer.concat([frame(first), encodeReadyFrame(), frame(bad)]));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe("a file that does not match its checksum", () => {
+  it("is refused, counted, and logged with its database and TXID; the replica keeps its last good state and reconnects", async () => {
+    const scratch = await makeTempDir("metrics-forged");
+    cleanups.push(() => fsp.rm(scratch, { recursive: true, force: true }));
+    await sqlite3(path.join(scratch, "src.db"), "PRAGMA page_size=4096; CREATE TABLE t (v); INSERT INTO t VALUES (1);");
+    const image = await fsp.readFile(path.join(scratch, "src.db"));
+    const name = "forged.db";
+    const forger = await primaryWithABadFile(name, image, 4096);
+    cleanups.push(() => forger.close());
+    const replica = await LitefsNode.create("metrics-forged-r", { candidate: false, httpPort: await freePort(), hostname: "victim", primaryUrl: forger.url });
+    cleanups.push(() => replica.cleanup());
+    await replica.start();
+
+    const s = await scrapeUntil(replica, (m) => m.value("litefs_checksum_mismatches_total", { db: name }) >= 2, "two checksum mismatches");
+    expect(s.value("litefs_db_txid", { db: name })).toBe(1);
+    expect(s.value("litefs_stream_reconnects_total")).toBeGreaterThanOrEqual(1);
+    expect(Position.parse(await replica.pos(name))).toEqual(new Position(1, databaseChecksum(image, 4096)));
+    expect(replica.logs).toMatch(new RegExp(`WARN replication stream ended with an error; reconnecting .*code=STORE_CHECKSUM_MISMATCH db=forged\\.db txid=1\\b`));
   });
 });
 
