@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { LitefsError } from "../errors.js";
 import { normalizeGoFlags } from "./flags.js";
+import { registerEvents } from "./events.js";
 import { registerExport } from "./export.js";
 import { registerImport } from "./import.js";
 import { registerLtx } from "./ltx.js";
@@ -23,6 +24,7 @@ registerLtx(program);
 registerMount(program);
 registerRun(program);
 registerStatus(program);
+registerEvents(program);
 registerPromote(program);
 registerHandoff(program);
 registerImport(program);

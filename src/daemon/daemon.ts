@@ -10,6 +10,7 @@ import { ApiServer } from "../http/server.js";
 import { ReplicaStream } from "../http/stream-replica.js";
 import { PeerConnections } from "../http/tls.js";
 import type { Leaser } from "../lease/index.js";
+import { NodeMetrics } from "../metrics/node-metrics.js";
 import { Node } from "../node/node.js";
 import { ProxyServer } from "../proxy/server.js";
 import { Store } from "../store/store.js";
@@ -86,6 +87,7 @@ export class Daemon {
 
     // The API listens before the leaser exists: a Consul node advertises the port it got.
     let node: Node | null = null;
+    const metrics = new NodeMetrics(this.store);
     const api = new ApiServer({
       addr: config.http.addr,
       token: config.http.token,
@@ -97,6 +99,9 @@ export class Daemon {
       log,
       compress: config.data.compress,
       testRoutes: process.env.LITEFS_TEST_HOOKS === "1" ? testRoutes(this.store, log) : undefined,
+      metrics,
+      requestTimer: metrics.httpTimer,
+      replicationObserver: metrics.replication,
     });
     this.api = api;
     const address = await api.listen();
@@ -123,6 +128,7 @@ export class Daemon {
           candidate: config.lease.candidate,
           apiUrl: urls.apiUrl,
           reconnectDelayMs: config.lease.reconnectDelayMs,
+          observer: metrics.replication,
         }),
       log,
       hostname: config.lease.hostname,
@@ -140,7 +146,9 @@ export class Daemon {
       callerPid: () => this.mount?.callerPid() ?? 0,
       log,
       onFatal: (err) => this.fatal(err),
+      observer: metrics.fuse,
     });
+    metrics.watch(node, () => fileSystem.requestStartedAt());
     this.mount = new FuseMount(
       config.fuse.dir,
       fileSystem.operations(),

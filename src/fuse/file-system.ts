@@ -58,6 +58,17 @@ export interface FileSystemOptions {
   log: Logger;
   /** Called when capture fails after SQLite may already believe it committed (WAL). */
   onFatal(err: unknown): void;
+  /** Times every request (metrics); absent: nothing is timed. */
+  observer?: FuseObserver;
+}
+
+/**
+ * Watches the mount's requests (src/metrics/). `timer` is asked once per operation when the
+ * operations are built; the function it returns is called for every answered request of that
+ * operation, on the thread that serves FUSE, so it must be cheap and must not throw.
+ */
+export interface FuseObserver {
+  timer(op: string): (seconds: number) => void;
 }
 
 /**
@@ -74,6 +85,8 @@ export class FileSystem {
   private readonly store: Store;
   private readonly node: MountedNode;
   private readonly log: Logger;
+  /** performance.now() when the handler of the request being handled started; NaN between requests. */
+  private handlerStartedAt = NaN;
 
   constructor(private readonly opts: FileSystemOptions) {
     this.store = opts.store;
@@ -113,7 +126,38 @@ export class FileSystem {
       symlink: (p: string, _dest: string, cb: Callback) => this.refuse(p, "symlinks are not supported", errno.EPERM, cb),
       mknod: (p: string, _mode: number, _dev: number, cb: Callback) => this.refuse(p, "only regular files are supported", errno.EPERM, cb),
     };
+    for (const op of Object.keys(ops)) ops[op] = this.timed(op, ops[op]);
     return ops;
+  }
+
+  /**
+   * When the handler of the FUSE request being handled right now started (performance.now()),
+   * or NaN outside a handler. A handler runs to its reply, or to a commit wait, without
+   * yielding: whatever the Store reports meanwhile (a commit) happened inside that request.
+   */
+  requestStartedAt(): number {
+    return this.handlerStartedAt;
+  }
+
+  /** Wraps an operation: marks the handler's start and, with an observer, times the request to its answer. */
+  private timed(op: string, handler: Callback): Callback {
+    const observe = this.opts.observer?.timer(op);
+    return (...args: any[]) => {
+      const started = performance.now();
+      if (observe) {
+        const cb = args[args.length - 1] as Callback;
+        args[args.length - 1] = (...result: any[]) => {
+          observe((performance.now() - started) / 1000);
+          cb(...result);
+        };
+      }
+      this.handlerStartedAt = started;
+      try {
+        handler(...args);
+      } finally {
+        this.handlerStartedAt = NaN;
+      }
+    };
   }
 
   // ---- lookups -----------------------------------------------------------------------------
@@ -399,10 +443,17 @@ export class FileSystem {
     return e.type === "database-file" ? `/${fileName(e.db, e.kind)}` : e.type;
   }
 
+  /** The database a path belongs to and its TXID, for log lines; empty for the mount's own files. */
+  private dbContext(p: string): { db?: string; txid?: number } {
+    const entry = parseMountPath(p);
+    if (entry?.type !== "database-file") return {};
+    return { db: entry.db, txid: this.store.database(entry.db)?.position.txid };
+  }
+
   /** `pid`: the caller, logged with refusals so an operator can tell which process tried. */
   private toErrno(err: unknown, p: string, op: string, pid?: number): number {
     if (err instanceof StoreError) {
-      this.log.warn({ path: p, op, code: err.code, pid }, err.message);
+      this.log.warn({ path: p, ...this.dbContext(p), op, code: err.code, pid }, err.message);
       switch (err.code) {
         case "STORE_READ_ONLY":
           return errno.EACCES;
@@ -422,7 +473,7 @@ export class FileSystem {
       this.log.warn({ path: p, op, err }, `${op} ${p}: ${code}`);
       return -E[code as keyof typeof E];
     }
-    this.log.error({ path: p, op, err }, `${op} ${p} failed`);
+    this.log.error({ path: p, ...this.dbContext(p), op, err }, `${op} ${p} failed`);
     return errno.EIO;
   }
 }

@@ -3,9 +3,16 @@ import type { Logger } from "pino";
 import { formatChecksum, formatTxid } from "../ltx/index.js";
 import type { Node } from "../node/node.js";
 import type { NodeEvent } from "../node/events.js";
+import { limitSendBuffer } from "../os/send-buffer.js";
 
 /** A subscriber that has this much unread output is too slow: it is disconnected, never allowed to slow the node. */
 const MAX_BUFFERED_BYTES = 1 << 20;
+/**
+ * The kernel's share of a subscriber's unread output (SO_SNDBUF; it doubles the figure). Events
+ * are small; without a cap Linux lets 4 MiB pile up in the kernel before this process sees a
+ * single unsent byte, so a stalled subscriber would cost five times the limit above.
+ */
+const KERNEL_SEND_BUFFER_BYTES = 64 * 1024;
 
 /** One line of LiteFS's event stream (its docs: "Reading the LiteFS event stream"). */
 type LitefsEvent =
@@ -19,6 +26,7 @@ type LitefsEvent =
  */
 export function serveEvents(node: Node, res: ServerResponse, log: Logger): Promise<void> {
   res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+  if (res.socket) limitSendBuffer(res.socket, KERNEL_SEND_BUFFER_BYTES);
   const primaryData = (): { isPrimary: boolean; hostname?: string } => {
     const hostname = node.isPrimary ? node.hostname : node.primaryHostname();
     return hostname === null ? { isPrimary: node.isPrimary } : { isPrimary: node.isPrimary, hostname };

@@ -15,6 +15,7 @@ import { sendJson } from "./respond.js";
 import { serveEvents } from "./events.js";
 import { haltRoutes } from "./halt.js";
 import { serveExport, serveImport } from "./import-export.js";
+import type { ReplicationObserver } from "./stream-observer.js";
 import { serveStream } from "./stream-primary.js";
 import { MAX_STREAM_REQUEST_BYTES, parseStreamRequest } from "./stream-request.js";
 import { serverTlsOptions } from "./tls.js";
@@ -32,9 +33,27 @@ export interface ApiServerOptions {
   heartbeatMs?: number;
   /** Routes only tests install (LITEFS_TEST_HOOKS); never present in production. */
   testRoutes?: Record<string, Route>;
+  /** GET /metrics (src/metrics/); without it the endpoint does not exist. */
+  metrics?: MetricsSource;
+  /**
+   * Times requests (metrics): asked once per route (`"GET /info"`, ...; `"other"` for anything
+   * that matched none), the function it returns is called with each request's duration once its
+   * answer ended (a stream's when it closed).
+   */
+  requestTimer?: (route: string) => (seconds: number) => void;
+  replicationObserver?: ReplicationObserver;
+}
+
+/** What serves GET /metrics: the exposition text and its content type. */
+export interface MetricsSource {
+  readonly contentType: string;
+  scrape(): Promise<string>;
 }
 
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<void>;
+
+/** The route label of requests that matched no route (a wrong path, probes, scanners). */
+const OTHER_ROUTE = "other";
 
 /** How the Store's refusals answer over HTTP (the rest are 500). */
 const STORE_STATUS: Partial<Record<StoreErrorCode, number>> = {
@@ -78,6 +97,8 @@ export class ApiServer {
   private readonly routes: Record<string, Route>;
   /** With TLS: every connection, so close() also ends those still in their handshake (unknown to the HTTP layer). */
   private readonly sockets = new Set<Socket>();
+  /** One timer per route (and OTHER_ROUTE), made once: nothing is looked up by label per request. */
+  private readonly timers = new Map<string, (seconds: number) => void>();
   port: number | null = null;
 
   constructor(private readonly opts: ApiServerOptions) {
@@ -108,8 +129,10 @@ export class ApiServer {
         const { changed } = await node().promote();
         sendJson(res, 200, { primary: true, changed });
       },
+      ...(opts.metrics && { "GET /metrics": (req, res) => serveMetrics(req, res, opts.metrics!) }),
       ...opts.testRoutes,
     };
+    if (opts.requestTimer) for (const route of [...Object.keys(this.routes), OTHER_ROUTE]) this.timers.set(route, opts.requestTimer(route));
     const respond = (req: http.IncomingMessage, res: http.ServerResponse) => this.respond(req, res);
     if (opts.tls) {
       this.server = https.createServer(serverTlsOptions(opts.tls), respond);
@@ -151,6 +174,9 @@ export class ApiServer {
   async close(): Promise<void> {
     // No node yet when the daemon failed to start after the API was listening.
     (this.opts.node as Node | undefined)?.replicas.endAll("shutting down");
+    // A response's writes are corked until the next tick: let the last ones out first (an
+    // /events subscriber then hears this node step down before its connection closes).
+    await new Promise((resolve) => setImmediate(resolve));
     this.server.closeAllConnections();
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -177,6 +203,7 @@ export class ApiServer {
     // Read now: once the client is gone its socket is detached from the request.
     const remote = req.socket.remoteAddress;
     const started = { method: req.method, path: req.url };
+    if (this.timers.size > 0) this.time(req, res);
     // A client that goes away mid-body surfaces as an error on the request: it ends this request only.
     req.on("error", () => undefined);
     res.on("error", () => undefined);
@@ -194,6 +221,15 @@ export class ApiServer {
       if (!res.headersSent) sendJson(res, status, { error: (err as Error).message, code: (err as LitefsError).code ?? "HTTP_INTERNAL" });
       else res.destroy();
     });
+  }
+
+  /** Observes the request's duration under its route once its answer has ended or been cut off. */
+  private time(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const startedAt = performance.now();
+    const path = req.url ?? "/";
+    const q = path.indexOf("?");
+    const observe = this.timers.get(`${req.method} ${q < 0 ? path : path.slice(0, q)}`) ?? this.timers.get(OTHER_ROUTE)!;
+    res.once("close", () => observe((performance.now() - startedAt) / 1000));
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -236,12 +272,20 @@ export class ApiServer {
     log.info({ replica: parsed.hostname, node: parsed.nodeId }, "replica connected");
     const replica = node.replicas.connect({ nodeId: parsed.nodeId, hostname: parsed.hostname, candidate: parsed.candidate ?? false, url: parsed.apiUrl ?? null });
     try {
-      await serveStream(parsed, res, { store, log, compress: this.opts.compress, heartbeatMs: this.opts.heartbeatMs ?? 1000 }, node.replicas.signal, replica);
+      const streamOpts = { store, log, compress: this.opts.compress, heartbeatMs: this.opts.heartbeatMs ?? 1000, observer: this.opts.replicationObserver };
+      await serveStream(parsed, res, streamOpts, node.replicas.signal, replica);
     } finally {
       node.replicas.disconnect(replica);
     }
     log.info({ replica: parsed.hostname }, "replica disconnected");
   }
+}
+
+async function serveMetrics(req: http.IncomingMessage, res: http.ServerResponse, metrics: MetricsSource): Promise<void> {
+  req.resume();
+  const text = await metrics.scrape();
+  res.writeHead(200, { "content-type": metrics.contentType, "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+  res.end(text);
 }
 
 function httpStatus(err: unknown): number {

@@ -10,6 +10,7 @@ import type { LtxFileInfo } from "../store/ltx-directory.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import type { Store } from "../store/store.js";
 import { encodeEndFrame, encodeHandoffFrame, encodeHeartbeatFrame, encodeLtxFrameHeader, encodeReadyFrame, StreamError } from "./frames.js";
+import { noteChecksumMismatch, type ReplicationObserver } from "./stream-observer.js";
 import type { StreamRequest } from "./stream-request.js";
 
 export interface StreamServerOptions {
@@ -17,6 +18,7 @@ export interface StreamServerOptions {
   log: Logger;
   compress: boolean;
   heartbeatMs: number;
+  observer?: ReplicationObserver;
 }
 
 /**
@@ -52,6 +54,7 @@ export async function serveStream(
   const unsubscribe = store.onCommit((ev) => {
     if (!include(ev.db.name)) return;
     dirty.add(ev.db.name);
+    control.behindSince ??= Date.now();
     poke();
   });
   let closed = false;
@@ -67,6 +70,8 @@ export async function serveStream(
     if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
   };
 
+  /** The database being sent when the stream failed, for the log line. */
+  let current: string | undefined;
   try {
     let ready = false;
     while (!closed) {
@@ -76,7 +81,9 @@ export async function serveStream(
         dirty.clear();
         for (const name of names) {
           const db = store.allDatabases().find((d) => d.name === name);
+          current = name;
           if (db && !closed) await catchUp(db, sent, write, opts, req);
+          current = undefined;
         }
       }
       // After the first pass, even when there was nothing to send (a primary without databases).
@@ -85,6 +92,7 @@ export async function serveStream(
         ready = true;
       }
       if (sending) continue;
+      control.behindSince = null; // every commit so far has been written to the stream
       const handoff = control.pendingHandoff;
       if (handoff) {
         // Every commit has been sent (nothing is dirty): the replica is caught up.
@@ -102,7 +110,7 @@ export async function serveStream(
     }
     if (signal.aborted && !res.writableEnded) res.write(encodeEndFrame(String(signal.reason ?? "primary is stepping down")));
   } catch (err) {
-    if (!closed) log.warn({ err, replica: req.hostname }, "replication stream failed");
+    if (!closed) log.warn({ err, replica: req.hostname, db: current, txid: current === undefined ? undefined : sent.get(current)?.txid }, "replication stream failed");
   } finally {
     control.pendingHandoff?.reject(new StreamError("STREAM_CLOSED", `stream to ${req.hostname} closed before the handoff was sent`));
     control.pendingHandoff = null;
@@ -146,20 +154,26 @@ async function catchUp(
       have = cur;
       continue;
     }
-    opts.log.info({ db: db.name, replica: req.hostname, from: have.toString(), to: cur.toString() }, "sending snapshot");
+    opts.log.info({ db: db.name, txid: cur.txid, replica: req.hostname, from: have.toString(), to: cur.toString() }, "sending snapshot");
     if (have.txid > 0) await logDiscarded(db, have, req, opts.log);
     // An import leaves a snapshot LTX: sent as it is, rather than built again on the FUSE thread.
     const stored = await storedSnapshot(db, have);
     if (stored) {
       await sendFile(db.name, stored.path, write);
+      opts.observer?.snapshotSent(db.name);
       have = stored.after;
       continue;
     }
     const tmp = db.ltx.tempPath("snapshot");
     try {
-      // Synchronous: it captures exactly `cur`, nothing can commit in between.
-      writeSnapshot(db, tmp, opts.compress);
+      try {
+        // Synchronous: it captures exactly `cur`, nothing can commit in between.
+        writeSnapshot(db, tmp, opts.compress);
+      } catch (err) {
+        throw noteChecksumMismatch(err, db.name, opts.observer);
+      }
       await sendFile(db.name, tmp, write);
+      opts.observer?.snapshotSent(db.name);
       have = cur;
     } finally {
       await fsp.rm(tmp, { force: true });

@@ -2,12 +2,14 @@ import type { Logger } from "pino";
 import { request } from "undici";
 import type { PrimaryInfo } from "../lease/index.js";
 import type { ReplicaSession, ReplicaSessionOptions } from "../node/seams.js";
+import { isSnapshot } from "../ltx/index.js";
 import { applyReceivedBatch, ReceiveBatch, type PageWriter } from "../store/apply.js";
 import { readClusterId, writeClusterId } from "../store/cluster-id.js";
 import type { Store } from "../store/store.js";
 import { authHeaders } from "./auth.js";
 import { FrameReader, FrameType, StreamError, type Frame } from "./frames.js";
 import type { PeerConnections } from "./tls.js";
+import { noteChecksumMismatch, type ReplicationObserver } from "./stream-observer.js";
 
 export interface ReplicaStreamOptions extends ReplicaSessionOptions {
   store: Store;
@@ -26,6 +28,7 @@ export interface ReplicaStreamOptions extends ReplicaSessionOptions {
   reconnectDelayMs: number;
   /** No frame for this long (heartbeats come every second) means the primary is gone. */
   idleTimeoutMs?: number;
+  observer?: ReplicationObserver;
 }
 
 /**
@@ -48,6 +51,8 @@ export class ReplicaStream implements ReplicaSession {
   private lastFrameAt = 0;
   private readyWaiters: Array<() => void> = [];
   private loop: Promise<void> | null = null;
+  /** The database (and its TXID) whose files failed, for the log line of the error that ended the session. */
+  private failedAt: { db: string; txid: number } | null = null;
 
   constructor(private readonly opts: ReplicaStreamOptions) {}
 
@@ -81,19 +86,26 @@ export class ReplicaStream implements ReplicaSession {
   private async run(): Promise<void> {
     let delay = this.opts.reconnectDelayMs;
     while (!this.stopped) {
+      let attempted = false;
       try {
         const primary = await this.opts.discoverPrimary();
         if (primary) {
+          attempted = true;
           await this.session(primary);
           delay = this.opts.reconnectDelayMs;
         }
       } catch (err) {
-        if (!this.stopped) this.opts.log.warn({ err: (err as Error).message }, "replication stream ended with an error; reconnecting");
+        const at = this.failedAt;
+        if (!this.stopped) {
+          this.opts.log.warn({ err: (err as Error).message, code: (err as StreamError).code, ...at }, "replication stream ended with an error; reconnecting");
+        }
         delay = Math.min(delay * 2, 10 * this.opts.reconnectDelayMs, 15_000);
       } finally {
+        this.failedAt = null;
         this.connected = false;
         this.opts.onPrimary(null);
       }
+      if (attempted && !this.stopped) this.opts.observer?.reconnecting();
       if (!this.stopped) await sleep(delay);
     }
   }
@@ -214,7 +226,7 @@ export class ReplicaStream implements ReplicaSession {
         frame = after;
       }
     } catch (err) {
-      failure = err;
+      failure = noteChecksumMismatch(err, db.name, this.opts.observer);
     }
     const count = batch.files.length;
     if (count > 0) {
@@ -223,15 +235,24 @@ export class ReplicaStream implements ReplicaSession {
         await applyReceivedBatch(db, batch.files, this.opts.writer);
       } catch (err) {
         batch.discard();
-        throw err;
+        this.failedAt = { db: db.name, txid: db.position.txid };
+        throw noteChecksumMismatch(err, db.name, this.opts.observer);
       }
       if (count > 1) {
         const from = batch.files[0].header.minTxid;
         this.opts.log.debug({ db: db.name, from, to: db.position.txid, ms: Date.now() - started }, `applied ${count} received LTX files in one batch`);
       }
+      for (const { header } of batch.files) {
+        if (!isSnapshot(header)) continue;
+        this.opts.observer?.snapshotReceived(db.name);
+        this.opts.log.info({ db: db.name, txid: header.maxTxid, pages: header.commit }, "snapshot received from the primary and applied");
+      }
       if (this.ready) this.markSynced(false);
     }
-    if (failure) throw failure;
+    if (failure) {
+      this.failedAt = { db: db.name, txid: db.position.txid };
+      throw failure;
+    }
     return { next, ended };
   }
 

@@ -570,7 +570,9 @@ export class Node {
     if (role === previous) return;
     this.currentRole = role;
     this.bumpStatus();
-    this.opts.log.info({ role, previous, reason }, role === "primary" ? "this node is now the primary" : `this node is now ${role === "replica" ? "a replica" : "stopping"}`);
+    // The TXID of every database at the change: what the new primary starts from, what a demoted one stopped at.
+    const txids = Object.fromEntries(this.opts.store.knownDatabases().map((db) => [db.name, db.position.txid]));
+    this.opts.log.info({ role, previous, reason, txids }, role === "primary" ? "this node is now the primary" : `this node is now ${role === "replica" ? "a replica" : "stopping"}`);
     this.events.emit({ type: "role", role, previous, reason });
     if (previous === "replica") void this.haltHolds.releaseAll(`this node is now ${role}`);
     // The primary is learnt again from the next stream.

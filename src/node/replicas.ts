@@ -27,13 +27,26 @@ export class ConnectedReplica {
   pendingHandoff: { leaseId: string; resolve: () => void; reject: (err: Error) => void } | null = null;
   /** Wakes the stream so it looks at `pendingHandoff`; set by the stream. */
   poke: () => void = () => undefined;
+  /**
+   * Since when (ms) the stream has owed the replica something: its first catch-up from the time
+   * it connected, then the oldest commit not yet written to it; null while it has been sent
+   * everything. Kept by the stream (src/http/stream-primary.ts).
+   */
+  behindSince: number | null;
 
   constructor(
     readonly identity: ReplicaIdentity,
     readonly connectedAt: number,
     /** The primary term it connected in: aborted when this node ended the stream itself. */
     readonly term: AbortSignal,
-  ) {}
+  ) {
+    this.behindSince = connectedAt;
+  }
+
+  /** How long the replica has been waiting for what the stream owes it (0 when it was sent everything). */
+  lagMs(now = Date.now()): number {
+    return this.behindSince === null ? 0 : Math.max(0, now - this.behindSince);
+  }
 
   handoff(leaseId: string): Promise<void> {
     return new Promise((resolve, reject) => {

@@ -5,30 +5,16 @@
  * on ext4; syncfs after writing 500 files measured ~8 ms here). Use it on a backing filesystem
  * only, never on a FUSE mount this process serves.
  */
-import koffi from "koffi";
 import * as fsp from "node:fs/promises";
+import { libcFunction } from "./libc.js";
 
 interface SyncFs {
   async(fd: number, cb: (err: unknown, res: number) => void): void;
 }
-let syncfsFn: SyncFs | null | undefined;
-
-function load(): SyncFs | null {
-  if (syncfsFn !== undefined) return syncfsFn;
-  syncfsFn = null;
-  if (process.platform === "linux") {
-    try {
-      syncfsFn = koffi.load("libc.so.6").func("int syncfs(int fd)") as unknown as SyncFs;
-    } catch {
-      syncfsFn = null;
-    }
-  }
-  return syncfsFn;
-}
 
 /** Flushes the filesystem holding `dir`. False when syncfs is unavailable or failed: fsync each file instead. */
 export async function syncFilesystem(dir: string): Promise<boolean> {
-  const fn = load();
+  const fn = libcFunction<SyncFs>("int syncfs(int fd)");
   if (!fn) return false;
   const dh = await fsp.open(dir, "r");
   try {

@@ -66,6 +66,8 @@ export class Database {
   private deleted = false;
   /** What the local commits of the current FUSE request wait for (see CommitWait). */
   private commitWait: CommitWait = null;
+  /** Counts for operators (read by src/metrics/): writes to each file since this process started, LTX files retention removed. */
+  readonly stats: { writes: Record<FileKind, number>; ltxReaped: number } = { writes: { database: 0, journal: 0, wal: 0, shm: 0 }, ltxReaped: 0 };
 
   constructor(private readonly opts: DatabaseOptions) {
     this.name = opts.name;
@@ -137,6 +139,7 @@ export class Database {
    */
   write(kind: FileKind, buf: Uint8Array, length: number, position: number): CommitWait {
     this.assertNotDeleted("write", kind);
+    this.stats.writes[kind]++;
     switch (kind) {
       case "database":
         this.writeDatabase(buf, length, position);
@@ -370,6 +373,7 @@ export class Database {
 
   /** A write by the mount agent through the mount: already captured on the primary. */
   applyWrite(kind: FileKind, buf: Uint8Array, length: number, position: number): void {
+    this.stats.writes[kind]++;
     this.files[kind].write(buf, length, position);
   }
 

@@ -18,7 +18,8 @@ export async function enforceRetention(db: Database, retentionMs: number, now: n
   }
   if (old.length) {
     db.ltx.remove(old);
-    db.log.debug({ removed: old.length }, "retention removed old LTX files");
+    db.stats.ltxReaped += old.length;
+    db.log.info({ removed: old.length, fromTxid: old[0].minTxid, toTxid: old[old.length - 1].maxTxid, txid: db.position.txid }, "retention removed old LTX files");
   }
   return old.length;
 }

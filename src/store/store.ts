@@ -168,16 +168,23 @@ export class Store {
 
   startRetention(): void {
     if (this.retentionTimer) return;
-    this.retentionTimer = setInterval(() => {
-      this.runRetention().catch((err) => this.log.error({ err }, "retention failed"));
-    }, this.opts.retentionMonitorIntervalMs);
+    this.retentionTimer = setInterval(() => void this.runRetention(), this.opts.retentionMonitorIntervalMs);
     this.retentionTimer.unref();
   }
 
-  /** Removes LTX files older than data.retention; the newest file of a database is always kept. */
+  /**
+   * Removes LTX files older than data.retention; the newest file of a database is always kept.
+   * A database that fails is logged and skipped: the others still get their pass.
+   */
   async runRetention(now = Date.now()): Promise<number> {
     let removed = 0;
-    for (const db of this.dbs.values()) removed += await enforceRetention(db, this.opts.retentionMs, now);
+    for (const db of this.dbs.values()) {
+      try {
+        removed += await enforceRetention(db, this.opts.retentionMs, now);
+      } catch (err) {
+        this.log.error({ err, db: db.name, txid: db.position.txid }, "retention failed");
+      }
+    }
     return removed;
   }
 

@@ -72,3 +72,13 @@ test("streams this node ends because it stops being primary are not listed as di
   replicas.disconnect(b);
   expect(replicas.listing()).toEqual([]);
 });
+
+test("a replica's lag runs from its connection until its stream has sent it everything, then from the oldest commit it is owed", () => {
+  const replicas = replicasAt({ now: 1_000 });
+  const r = replicas.connect(REPLICA);
+  expect(r.lagMs(1_400)).toBe(400); // its first catch-up
+  r.behindSince = null;
+  expect(r.lagMs(5_000)).toBe(0);
+  r.behindSince = 6_000;
+  expect(r.lagMs(6_250)).toBe(250);
+});
