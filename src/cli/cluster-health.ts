@@ -41,7 +41,8 @@ export interface ClusterVerdict {
  * primary it names cannot be read. Degraded (1): no primary is known; a replica the primary
  * lists (connected or disconnected in the last minute) cannot be read; a replica is disconnected
  * from the primary, or not listed by it; a replica lags more than `maxLagMs`; a replica is at
- * the primary's TXID of a database with another checksum; a second node says it is primary.
+ * the primary's TXID of a database with another checksum; a second node says it is primary;
+ * synchronous replication is degraded.
  */
 export function assessCluster(probe: ClusterProbe, maxLagMs: number): ClusterVerdict {
   const { asked, primary, replicas } = probe;
@@ -92,6 +93,12 @@ export function assessCluster(probe: ClusterProbe, maxLagMs: number): ClusterVer
         );
       }
     }
+  }
+  const sync = primary.info.sync;
+  if (sync?.degraded) {
+    problems.push(
+      `synchronous replication is degraded on ${primaryName}: ${sync.members.length} of ${sync.required} in-sync replicas (${sync.members.join(", ") || "none"}); commits go on without the missing ones until a replica catches up`,
+    );
   }
   return verdict(problems.length ? "degraded" : "healthy", problems);
 }

@@ -138,6 +138,7 @@ function statusTable(probe: ClusterProbe, verdict: ClusterVerdict): string {
   const out = [
     `lease:    ${lease.type ?? "unknown"}, ${lease.holder ? `held by ${lease.holder}` : "no primary known"}`,
     `health:   ${verdict.health}${verdict.problems.length ? ` (${verdict.problems.length} problem${verdict.problems.length > 1 ? "s" : ""})` : ""}`,
+    ...syncLine(probe),
     "",
     line(header),
   ];
@@ -148,6 +149,14 @@ function statusTable(probe: ClusterProbe, verdict: ClusterVerdict): string {
   });
   out.push("(* the node asked)");
   return out.join("\n") + "\n";
+}
+
+/** Synchronous replication as the primary reports it; nothing when asynchronous. */
+function syncLine(probe: ClusterProbe): string[] {
+  const sync = probe.primary?.info?.sync;
+  if (!sync) return [];
+  const state = sync.degraded ? "DEGRADED" : "in sync";
+  return [`sync:     ${state}: ${sync.members.length}/${sync.required} in-sync replicas (${sync.members.join(", ") || "none"}), ${sync.waiting} commits waiting${sync.strict ? ", strict" : ""}`];
 }
 
 function remarkOf(node: ProbedNode): string {

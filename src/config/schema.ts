@@ -306,6 +306,14 @@ const backupSchema = crossCheck(
   },
 );
 
+// Synchronous replication, a litefs-ts extension (LiteFS replicates asynchronously only).
+const replicationSchema = z.strictObject({
+  "sync-replicas": count(0),
+  "sync-timeout": duration(5_000, { positive: true }),
+  "sync-strict": bool(false),
+  "sync-candidates-only": bool(false),
+});
+
 const logSchema = z.strictObject({
   format: z.preprocess(unset, z.enum(["text", "json"]).default("text")),
   timestamp: bool(false),
@@ -333,6 +341,7 @@ const rootSchema = z.preprocess(
     proxy: section(proxySchema),
     lease: section(leaseSchema),
     backup: section(backupSchema),
+    replication: section(replicationSchema),
     log: section(logSchema),
     tracing: section(tracingSchema),
   }),
@@ -444,6 +453,12 @@ function toConfig(p: Parsed, opts: { cwd: string; hostname: string }): Config {
       url: p.backup.url,
       cluster: p.backup.cluster,
       authToken: p.backup["auth-token"],
+    },
+    replication: {
+      syncReplicas: p.replication["sync-replicas"],
+      syncTimeoutMs: p.replication["sync-timeout"],
+      syncStrict: p.replication["sync-strict"],
+      syncCandidatesOnly: p.replication["sync-candidates-only"],
     },
     log: { format: p.log.format, timestamp: p.log.timestamp, debug: p.log.debug },
     tracing: {

@@ -15,6 +15,7 @@ export interface Config {
   proxy: ProxyConfig;
   lease: LeaseConfig;
   backup: BackupConfig;
+  replication: ReplicationConfig;
   log: LogConfig;
   tracing: TracingConfig;
 }
@@ -23,6 +24,18 @@ export interface ExecCommand {
   cmd: string;
   /** Run only when this node is a lease candidate (e.g. migrations). */
   ifCandidate: boolean;
+}
+
+/** Synchronous replication (litefs-ts extension; DESIGN.md section 10). */
+export interface ReplicationConfig {
+  /** Commits wait until this many replicas hold their LTX durably; 0: asynchronous, as LiteFS. */
+  syncReplicas: number;
+  /** Then the primary degrades to asynchronous until replicas catch up (unless syncStrict). */
+  syncTimeoutMs: number;
+  /** Never degrade: commits wait until enough replicas acknowledge. */
+  syncStrict: boolean;
+  /** Count only replicas that are lease candidates (the nodes that can become primary). */
+  syncCandidatesOnly: boolean;
 }
 
 export interface DataConfig {

@@ -136,6 +136,7 @@ export class Daemon {
       promote: config.lease.promote,
       reconnectDelayMs: config.lease.reconnectDelayMs,
       proxyUrl: urls.proxyUrl,
+      replication: config.replication,
     });
     this.node = node;
 

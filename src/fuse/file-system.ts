@@ -360,14 +360,20 @@ export class FileSystem {
 
   /**
    * Answers at once, or once a commit the request completed may be acknowledged: other requests
-   * are served meanwhile (each FUSE thread waits on its own reply). A barrier never rejects; if
-   * one did, SQLite could not be told the truth about its commit, so the node stops.
+   * are served meanwhile (each FUSE thread waits on its own reply). A commit that can no longer
+   * be acknowledged (STORE_COMMIT_LOST: this node stopped being primary while it waited for
+   * replicas) fails with EIO, so SQLite reports an I/O error instead of a success the cluster
+   * does not hold. Any other rejection: SQLite could not be told the truth, so the node stops.
    */
   private reply(wait: CommitWait, cb: Callback, result: number, p: string, op: string): void {
     if (wait === null) return cb(result);
     wait.then(
       () => cb(result),
       (err) => {
+        if (err instanceof StoreError && err.code === "STORE_COMMIT_LOST") {
+          this.log.error({ path: p, op, err: err.message }, "commit not acknowledged: answered with an I/O error");
+          return cb(errno.EIO);
+        }
         this.log.fatal({ err, path: p, op }, "a commit barrier failed");
         this.opts.onFatal(err);
       },

@@ -124,6 +124,15 @@ export class ApiServer {
       "POST /import": (req, res, url) => serveImport(req, res, url, node(), opts.store),
       "GET /export": (req, res, url) => serveExport(req, res, url, opts.store),
       ...haltRoutes(node),
+      "POST /ack": async (req, res, url) => {
+        req.resume();
+        const nodeId = url.searchParams.get("node");
+        const db = url.searchParams.get("db");
+        const txid = Number(url.searchParams.get("txid"));
+        if (!nodeId || !db || !Number.isSafeInteger(txid) || txid <= 0) throw new HttpError("HTTP_BAD_REQUEST", "ack needs ?node=<node ID>&db=<database>&txid=<TXID, a positive integer>");
+        node().acknowledge(nodeId, db, txid);
+        sendJson(res, 200, { acked: txid });
+      },
       "POST /promote": async (req, res) => {
         req.resume();
         const { changed } = await node().promote();
@@ -267,10 +276,12 @@ export class ApiServer {
       "litefs-cluster-id": clusterId ?? "",
       "litefs-primary-hostname": node.hostname,
       ...(proxyUrl && { "litefs-primary-proxy-url": proxyUrl }),
+      // Synchronous replication: the replica acknowledges each LTX file once durable (POST /ack).
+      ...(node.syncEnabled && { "litefs-sync-acks": "1" }),
     });
     res.flushHeaders();
     log.info({ replica: parsed.hostname, node: parsed.nodeId }, "replica connected");
-    const replica = node.replicas.connect({ nodeId: parsed.nodeId, hostname: parsed.hostname, candidate: parsed.candidate ?? false, url: parsed.apiUrl ?? null });
+    const replica = node.replicas.connect({ nodeId: parsed.nodeId, hostname: parsed.hostname, candidate: parsed.candidate ?? false, url: parsed.apiUrl ?? null }, parsed.databases);
     try {
       const streamOpts = { store, log, compress: this.opts.compress, heartbeatMs: this.opts.heartbeatMs ?? 1000, observer: this.opts.replicationObserver };
       await serveStream(parsed, res, streamOpts, node.replicas.signal, replica);

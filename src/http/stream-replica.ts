@@ -47,6 +47,8 @@ export class ReplicaStream implements ReplicaSession {
   private abort: AbortController | null = null;
   private ready = false;
   private connected = false;
+  /** Synchronous replication: acknowledges durable files to the primary of this session (POST /ack); null when it did not ask. */
+  private acks: ((db: string, txid: number) => void) | null = null;
   private syncedAt = Date.now();
   private lastFrameAt = 0;
   private readyWaiters: Array<() => void> = [];
@@ -148,6 +150,7 @@ export class ReplicaStream implements ReplicaSession {
 
     const hostname = String(res.headers["litefs-primary-hostname"] ?? primary.hostname);
     this.connected = true;
+    this.acks = res.headers["litefs-sync-acks"] === "1" ? this.acknowledger(primary.advertiseUrl) : null;
     const proxyUrl = headerValue(res.headers["litefs-primary-proxy-url"]) ?? primary.proxyUrl;
     this.opts.onPrimary({ hostname, advertiseUrl: primary.advertiseUrl, ...(proxyUrl !== undefined && { proxyUrl }) });
     log.info({ primary: hostname, url: primary.advertiseUrl }, "connected to primary");
@@ -185,6 +188,46 @@ export class ReplicaStream implements ReplicaSession {
     } finally {
       res.body.destroy();
     }
+  }
+
+  /**
+   * Sends acknowledgements one at a time, newest TXID per database only: one that fails is
+   * dropped (the primary waits for the next, or degrades after sync-timeout).
+   */
+  private acknowledger(primaryUrl: string): (db: string, txid: number) => void {
+    const nodeId = this.opts.store.nodeId.toString(16).padStart(16, "0");
+    const pending = new Map<string, number>();
+    let sending = false;
+    const send = async (): Promise<void> => {
+      sending = true;
+      try {
+        for (let next = pending.entries().next(); !next.done; next = pending.entries().next()) {
+          const [db, txid] = next.value;
+          pending.delete(db);
+          const query = new URLSearchParams({ node: nodeId, db, txid: String(txid) });
+          try {
+            const res = await request(new URL(`/ack?${query}`, primaryUrl), {
+              method: "POST",
+              headers: authHeaders(this.opts.token),
+              dispatcher: this.opts.connections?.dispatcher,
+              headersTimeout: 10_000,
+              bodyTimeout: 10_000,
+            });
+            await res.body.dump();
+            if (res.statusCode !== 200) this.opts.log.warn({ db, txid, status: res.statusCode }, "the primary refused an acknowledgement");
+          } catch (err) {
+            this.opts.log.warn({ db, txid, err: (err as Error).message }, "acknowledging to the primary failed");
+          }
+        }
+      } finally {
+        sending = false;
+      }
+    };
+    return (db, txid) => {
+      if (txid <= (pending.get(db) ?? 0)) return;
+      pending.set(db, txid);
+      if (!sending) void send();
+    };
   }
 
   private markSynced(first: boolean): void {
@@ -232,7 +275,7 @@ export class ReplicaStream implements ReplicaSession {
     if (count > 0) {
       const started = Date.now();
       try {
-        await applyReceivedBatch(db, batch.files, this.opts.writer);
+        await applyReceivedBatch(db, batch.files, this.opts.writer, { onInstalled: this.acks ? (txid) => this.acks!(db.name, txid) : undefined });
       } catch (err) {
         batch.discard();
         this.failedAt = { db: db.name, txid: db.position.txid };

@@ -162,6 +162,11 @@ export class ConsulApi {
     )) === true;
   }
 
+  /** A plain PUT (keeps whoever holds the key's lock). */
+  async put(key: string, value: string, opts: CallOptions = {}): Promise<void> {
+    await this.call("write", key, opts, (o) => this.client.kv.set({ key, value, ...o } as never));
+  }
+
   /** PUT ?cas: with `index` 0, writes only if the key does not exist. */
   async putCas(key: string, value: string, index: number, opts: CallOptions = {}): Promise<boolean> {
     return (await this.call("write", key, opts, (o) => this.client.kv.set({ key, value, cas: index, ...o } as never))) === true;

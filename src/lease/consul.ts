@@ -2,7 +2,7 @@ import { posix } from "node:path";
 import { pino, type Logger } from "pino";
 import { ConsulApi, parseConsulUrl } from "./consul-api.js";
 import { LeaseError } from "./errors.js";
-import type { HandoffHandler, Lease, Leaser, PrimaryInfo } from "./leaser.js";
+import type { HandoffHandler, Lease, Leaser, PrimaryInfo, SyncSet } from "./leaser.js";
 
 export const DEFAULT_TTL_MS = 10_000;
 export const DEFAULT_LOCK_DELAY_MS = 1_000;
@@ -49,6 +49,8 @@ interface LeaseContext {
   requestTimeoutMs: number;
   logger: Logger;
   released(lease: ConsulLease): void;
+  /** The key's value naming this node (see ConsulLeaser.value). */
+  value(takenBack?: number): string;
 }
 
 /**
@@ -64,6 +66,8 @@ export class ConsulLeaser implements Leaser {
   /** The full lease key, prefix included. */
   readonly key: string;
   readonly clusterIdKey: string;
+  /** Synchronous replication's in-sync set (`<key>/sync`, as Patroni's `/sync`). */
+  readonly syncKey: string;
   readonly ttlMs: number;
   readonly lockDelayMs: number;
   private readonly candidate: boolean;
@@ -100,6 +104,7 @@ export class ConsulLeaser implements Leaser {
     this.proxyUrl = options.proxyUrl;
     this.key = posix.join(endpoint.keyPrefix, options.key);
     this.clusterIdKey = posix.join(endpoint.keyPrefix, options.key, "clusterid");
+    this.syncKey = posix.join(endpoint.keyPrefix, options.key, "sync");
     this.nodeName = endpoint.keyPrefix === "" ? undefined : posix.join(endpoint.keyPrefix, "litefs");
     this.ttlMs = ttlMs;
     this.lockDelayMs = lockDelayMs;
@@ -147,26 +152,41 @@ export class ConsulLeaser implements Leaser {
     return this.track(sessionId, sentAt);
   }
 
-  async acquireExisting(leaseId: string): Promise<Lease> {
+  /**
+   * Takes over a lease handed to this node: `token` is the session ID and the key's modify index
+   * when the old primary handed it over. The value is rewritten to name this node with a
+   * check-and-set on that index, the same one the old primary uses to take the lease back when
+   * we are too slow: exactly one of the two wins, so a handoff completes or is undone, never
+   * neither (and never both).
+   */
+  async acquireExisting(token: string): Promise<Lease> {
     this.assertCandidate();
+    const { session, index } = parseHandoffToken(token);
     const sentAt = clock();
-    if (!(await this.api.renewSession(leaseId))) {
+    if (!(await this.api.renewSession(session))) {
       throw new LeaseError(
         "LEASE_EXPIRED",
-        `handed-off Consul session ${leaseId} no longer exists; acquire a new lease instead`,
+        `handed-off Consul session ${session} no longer exists; acquire a new lease instead`,
         { key: this.key },
       );
     }
-    // Same session, so the lock holds; this rewrites the value to name this node.
-    if (!(await this.api.acquire(this.key, this.value(), leaseId))) {
+    // A plain write keeps the session's lock on the key; the index check makes it ours only if
+    // the old primary has not taken it back meanwhile.
+    if (!(await this.api.putCas(this.key, this.value(), index))) {
       throw new LeaseError(
         "LEASE_PRIMARY_EXISTS",
-        `Consul key ${JSON.stringify(this.key)} is not held by handed-off session ${leaseId}`,
+        `Consul key ${JSON.stringify(this.key)} changed since it was handed to this node (the old primary kept the lease)`,
         { key: this.key },
       );
     }
-    this.logger.info({ key: this.key, session: leaseId }, "took over handed-off primary lease");
-    return this.track(leaseId, sentAt);
+    const entry = await this.api.get(this.key);
+    if (entry?.session !== session) {
+      throw new LeaseError("LEASE_PRIMARY_EXISTS", `Consul key ${JSON.stringify(this.key)} is no longer held by handed-off session ${session}`, {
+        key: this.key,
+      });
+    }
+    this.logger.info({ key: this.key, session }, "took over handed-off primary lease");
+    return this.track(session, sentAt);
   }
 
   async primaryInfo(): Promise<PrimaryInfo | null> {
@@ -184,6 +204,26 @@ export class ConsulLeaser implements Leaser {
     const entry = await this.api.get(this.clusterIdKey);
     const id = entry?.value.trim() ?? "";
     return id === "" ? null : id;
+  }
+
+  async syncSet(): Promise<SyncSet | null> {
+    this.assertOpen();
+    const entry = await this.api.get(this.syncKey);
+    if (!entry || entry.value.trim() === "") return null;
+    try {
+      const set = JSON.parse(entry.value) as SyncSet;
+      if (typeof set.leader !== "string" || !Array.isArray(set.members)) throw new Error("no leader or members");
+      return set;
+    } catch (err) {
+      throw new LeaseError("LEASE_BAD_VALUE", `Consul key ${JSON.stringify(this.syncKey)} holds ${JSON.stringify(entry.value.slice(0, 120))}, not a synchronous set: ${(err as Error).message}`, {
+        key: this.syncKey,
+      });
+    }
+  }
+
+  async setSyncSet(set: SyncSet): Promise<void> {
+    this.assertOpen();
+    await this.api.put(this.syncKey, JSON.stringify(set));
   }
 
   async setClusterId(id: string): Promise<void> {
@@ -228,6 +268,7 @@ export class ConsulLeaser implements Leaser {
         requestTimeoutMs: this.requestTimeoutMs,
         logger: this.logger,
         released: (l) => this.open.delete(l),
+        value: (takenBack) => this.value(takenBack),
       },
       sessionId,
       renewedAt,
@@ -236,8 +277,14 @@ export class ConsulLeaser implements Leaser {
     return lease;
   }
 
-  private value(): string {
-    return JSON.stringify({ hostname: this.hostname, "advertise-url": this.advertiseUrl, ...(this.proxyUrl && { "proxy-url": this.proxyUrl }) });
+  /** The key's value naming this node; `takenBack` marks a primary that took its lease back from a handoff (so the write changes the key). */
+  private value(takenBack?: number): string {
+    return JSON.stringify({
+      hostname: this.hostname,
+      "advertise-url": this.advertiseUrl,
+      ...(this.proxyUrl && { "proxy-url": this.proxyUrl }),
+      ...(takenBack !== undefined && { "taken-back": takenBack }),
+    });
   }
 
   private assertOpen(): void {
@@ -255,6 +302,20 @@ export class ConsulLeaser implements Leaser {
 }
 
 /** Parses the lease value LiteFS writes: `{"hostname": "...", "advertise-url": "..."}`. */
+/** How often a handing-off primary looks whether the target took the key over. */
+const TAKEOVER_POLL_MS = 100;
+
+function handoffToken(session: string, index: number): string {
+  return `${session}@${index}`;
+}
+
+function parseHandoffToken(token: string): { session: string; index: number } {
+  const at = token.lastIndexOf("@");
+  const index = Number(token.slice(at + 1));
+  if (at <= 0 || !Number.isSafeInteger(index) || index <= 0) throw new LeaseError("LEASE_BAD_VALUE", `not a Consul handoff token: ${JSON.stringify(token)}`);
+  return { session: token.slice(0, at), index };
+}
+
 export function decodePrimaryInfo(key: string, value: string): PrimaryInfo {
   const bad = (why: string, cause?: unknown) =>
     new LeaseError(
@@ -367,13 +428,25 @@ export class ConsulLease implements Lease {
     }
     // A fresh TTL gives the target the longest time to take over.
     await this.renew();
+    const { api, key } = this.ctx;
+    const before = await api.get(key, { signal: this.controller.signal });
+    if (before?.session !== this.id) {
+      throw new LeaseError("LEASE_HANDOFF_FAILED", `cannot hand off: Consul key ${JSON.stringify(key)} is no longer held by this node's session`, { key });
+    }
     try {
-      for (const handler of [...this.handoffHandlers]) await handler({ nodeId, leaseId: this.id });
+      for (const handler of [...this.handoffHandlers]) await handler({ nodeId, leaseId: handoffToken(this.id, before.modifyIndex) });
     } catch (err) {
       throw new LeaseError(
         "LEASE_HANDOFF_FAILED",
         `handoff of ${JSON.stringify(this.ctx.key)} to node ${nodeId} failed, staying primary: ${(err as Error)?.message ?? err}`,
         { key: this.ctx.key, cause: err },
+      );
+    }
+    if (!(await this.awaitTakeover(before.modifyIndex))) {
+      throw new LeaseError(
+        "LEASE_HANDOFF_FAILED",
+        `node ${nodeId} did not take over the lease on ${JSON.stringify(key)} within ${this.takeoverWaitMs / 1000}s: this node took it back and stays primary`,
+        { key },
       );
     }
     const handedOff = new LeaseError("LEASE_HANDED_OFF", `lease on ${JSON.stringify(this.ctx.key)} handed off to node ${nodeId}`, {
@@ -383,6 +456,38 @@ export class ConsulLease implements Lease {
     if (!this.stop("handed-off", handedOff)) throw this.controller.signal.reason;
     this.ctx.released(this);
     this.ctx.logger.info({ key: this.ctx.key, session: this.id, nodeId }, "handed off primary lease");
+  }
+
+  /** How long a handoff waits for the target to take the key over before taking it back. */
+  private get takeoverWaitMs(): number {
+    return Math.min(5_000, this.ttlMs / 2);
+  }
+
+  /**
+   * After the handoff was sent: true once the target rewrote the key (it holds the lease now);
+   * false when it did not within takeoverWaitMs and this node took the key back with the same
+   * check-and-set the target uses (so the target can no longer take it). Keeps renewing meanwhile.
+   */
+  private async awaitTakeover(index: number): Promise<boolean> {
+    const { api, key } = this.ctx;
+    const deadline = clock() + this.takeoverWaitMs;
+    const changed = async (): Promise<boolean> => {
+      const entry = await api.get(key, { signal: this.controller.signal });
+      if (entry?.modifyIndex === index) return false;
+      if (entry?.session !== this.id) throw this.controller.signal.reason ?? new LeaseError("LEASE_EXPIRED", `Consul key ${JSON.stringify(key)} is no longer held by session ${this.id}`, { key });
+      return true;
+    };
+    while (clock() < deadline) {
+      this.assertActive();
+      if (await changed()) return true;
+      await new Promise((r) => setTimeout(r, TAKEOVER_POLL_MS));
+    }
+    if (await api.putCas(key, this.ctx.value(index), index, { signal: this.controller.signal })) {
+      this.ctx.logger.warn({ key, session: this.id }, "the handoff target did not take over the lease: took it back");
+      return false;
+    }
+    // The key changed between our last look and the check-and-set: the target won.
+    return changed();
   }
 
   onHandoff(cb: HandoffHandler): () => void {

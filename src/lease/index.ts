@@ -1,4 +1,5 @@
-export type { HandoffHandler, HandoffRequest, Lease, Leaser, LeaserType, PrimaryInfo } from "./leaser.js";
+export type { HandoffHandler, HandoffRequest, Lease, Leaser, LeaserType, PrimaryInfo, SyncSet } from "./leaser.js";
+export { mayTakeLease } from "./leaser.js";
 export { LEASE_ERROR_CODES, LeaseError, isLeaseError, type LeaseErrorCode } from "./errors.js";
 export { StaticLease, StaticLeaser, type StaticLeaserOptions } from "./static.js";
 export {

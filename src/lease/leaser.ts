@@ -15,7 +15,26 @@ export interface PrimaryInfo {
 
 export type LeaserType = "static" | "consul";
 
-/** What a handoff handler receives: the node to hand the lease to and the lease to pass it. */
+/** The primary that published the set (node ID) and the replicas every commit waits for. */
+export interface SyncSet {
+  leader: string;
+  members: Array<{ nodeId: string; hostname: string; candidate: boolean }>;
+}
+
+/**
+ * May `nodeId` take the lease? Not while the set names candidates and it is neither one of them
+ * nor the primary that published it: a commit acknowledged in sync mode is on every member, and
+ * maybe nowhere else. A set of non-candidates only (durability without failover) binds nobody.
+ */
+export function mayTakeLease(set: SyncSet | null, nodeId: string): boolean {
+  const candidates = set?.members.filter((m) => m.candidate) ?? [];
+  return candidates.length === 0 || set!.leader === nodeId || candidates.some((m) => m.nodeId === nodeId);
+}
+
+/**
+ * What a handoff handler receives: the node to hand the lease to, and what that node passes to
+ * `acquireExisting` (opaque: for a Consul lease, the session ID and the key's index at handoff).
+ */
 export interface HandoffRequest {
   nodeId: string;
   leaseId: string;
@@ -24,7 +43,8 @@ export interface HandoffRequest {
 /**
  * Delivers a lease ID to the target node (over the replication stream) so that node can call
  * `acquireExisting(leaseId)`. It must stop this node's writes before it sends, and resolve only
- * once the ID is on its way; a rejection keeps this node primary.
+ * once the ID is on its way; a rejection keeps this node primary. The lease then waits for the
+ * target to confirm that it holds the lease, or takes it back: a handoff completes or is undone.
  */
 export type HandoffHandler = (request: HandoffRequest) => void | Promise<void>;
 
@@ -57,6 +77,14 @@ export interface Leaser {
 
   /** Records the cluster ID; the first writer wins and a different later ID is refused. */
   setClusterId(id: string): Promise<void>;
+
+  /**
+   * Synchronous replication's set of in-sync replicas, published with the lease (DESIGN.md
+   * section 10): null when none was ever published, or when the lease cannot fail over (static).
+   */
+  syncSet(): Promise<SyncSet | null>;
+  /** Publishes the set; the primary does it before it counts a new member's acks and before it acknowledges a commit without a removed one. */
+  setSyncSet(set: SyncSet): Promise<void>;
 
   /** Closes any lease still open from this leaser, then releases the client. */
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { LeaseError } from "./errors.js";
-import type { HandoffHandler, Lease, Leaser, PrimaryInfo } from "./leaser.js";
+import type { HandoffHandler, Lease, Leaser, PrimaryInfo, SyncSet } from "./leaser.js";
 
 export interface StaticLeaserOptions {
   /** `lease.candidate`: true on the one node that is always primary. */
@@ -79,6 +79,15 @@ export class StaticLeaser implements Leaser {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw err;
     }
+  }
+
+  /** A static lease never fails over: there is nothing to publish the set for. */
+  async syncSet(): Promise<SyncSet | null> {
+    return null;
+  }
+
+  async setSyncSet(_set: SyncSet): Promise<void> {
+    // Nothing to do: with a static lease the guarantee is the replicas' disks, not a failover rule.
   }
 
   async setClusterId(id: string): Promise<void> {

@@ -98,6 +98,20 @@ export class NodeMetrics {
     );
     this.fuseLatency = new LabelledHistogram("litefs_fuse_request_duration_seconds", "FUSE requests by operation, from the start of their handler to their answer.", "op", FUSE_BUCKETS, this.registry);
     this.httpLatency = new LabelledHistogram("litefs_http_request_duration_seconds", "Cluster API requests by route, until their answer ended (streams: until they closed).", "route", HTTP_BUCKETS, this.registry);
+    // Synchronous replication (replication.sync-replicas); absent state reads as 0.
+    const sync = () => node()?.syncStatus();
+    new Gauge({ name: "litefs_sync_replicas", help: "Synchronous replication: replicas in the in-sync set (every commit waits for each).", registers, collect() {
+      this.set(sync()?.members.length ?? 0);
+    } });
+    new Gauge({ name: "litefs_sync_degraded", help: "Synchronous replication: 1 while the primary goes on with fewer in-sync replicas than sync-replicas.", registers, collect() {
+      this.set(sync()?.degraded ? 1 : 0);
+    } });
+    new Gauge({ name: "litefs_sync_waiting_commits", help: "Synchronous replication: commits waiting for acknowledgements now.", registers, collect() {
+      this.set(sync()?.waiting ?? 0);
+    } });
+    new Gauge({ name: "litefs_sync_degradations", help: "Synchronous replication: times the primary went on without an in-sync replica since it became primary.", registers, collect() {
+      this.set(sync()?.degradations ?? 0);
+    } });
     new Gauge({ name: "litefs_replica_lag_seconds", help: "On the primary, per connected replica: how long the oldest commit not yet sent to it has waited (0: sent everything).", labelNames: ["replica"], registers, collect() {
       this.reset();
       const now = Date.now();

@@ -3,7 +3,8 @@ import type { Logger } from "pino";
 import type { Position } from "../ltx/index.js";
 import { applyReceivedBatch, type ReceivedLtx } from "../store/apply.js";
 import { checkImportFile, importLtx } from "../store/import.js";
-import { isLeaseError, type Lease, type Leaser, type LeaserType, type PrimaryInfo } from "../lease/index.js";
+import { isLeaseError, mayTakeLease, type Lease, type Leaser, type LeaserType, type PrimaryInfo } from "../lease/index.js";
+import type { ReplicationConfig } from "../config/types.js";
 import { generateClusterId, readClusterId, writeClusterId } from "../store/cluster-id.js";
 import type { StoreEvent } from "../store/events.js";
 import type { MountWriter, RepairJob } from "../store/mount-writer.js";
@@ -14,6 +15,7 @@ import { NodeError } from "./errors.js";
 import { HaltGrants, HaltHolds, type HaltGrantInfo, type HaltHolder } from "./halt.js";
 import { NodeEvents, type NodeEvent, type NodeRole } from "./events.js";
 import { ConnectedReplicas, type ReplicaListing } from "./replicas.js";
+import { SyncReplication, type SyncStatus } from "./sync.js";
 import type { PeerApi, ReplicaClient, ReplicaSession } from "./seams.js";
 
 export interface NodeOptions {
@@ -31,6 +33,8 @@ export interface NodeOptions {
   reconnectDelayMs: number;
   /** This node's application proxy URL (published while it is primary); unset without a proxy. */
   proxyUrl?: string;
+  /** Synchronous replication (config `replication`); asynchronous when unset. */
+  replication?: ReplicationConfig;
 }
 
 /** How long a primary stopping cleanly tries to hand its lease over before it just releases it. */
@@ -53,6 +57,8 @@ export interface NodeInfo {
   /** On the primary: its replicas, connected or disconnected in the last minute. */
   replicas: ReplicaListing[];
   databases: Record<string, { position: string; exists: boolean }>;
+  /** Synchronous replication's state, when replication.sync-replicas is set. */
+  sync?: SyncStatus;
 }
 
 /**
@@ -96,6 +102,11 @@ export class Node {
   /** On a replica: the HALT locks it holds for `litefs run` commands. */
   private readonly haltHolds: HaltHolds;
   private readonly removeHaltBarrier: () => void;
+  /** On the primary: synchronous replication (a no-op when asynchronous). */
+  private readonly sync: SyncReplication;
+  private readonly removeSyncBarrier: () => void;
+  /** The candidate is outside the published in-sync set: said once per wait. */
+  private outsideSyncSetLogged = false;
 
   constructor(private readonly opts: NodeOptions) {
     this.nodeIdHex = opts.store.nodeId.toString(16).padStart(16, "0");
@@ -121,6 +132,31 @@ export class Node {
       resync: () => this.session?.resync(),
     });
     this.removeHaltBarrier = store.addCommitBarrier((ev) => this.haltHolds.barrier(ev));
+    this.sync = new SyncReplication({
+      config: opts.replication ?? { syncReplicas: 0, syncTimeoutMs: 5000, syncStrict: false, syncCandidatesOnly: false },
+      replicas: this.replicas,
+      store,
+      log,
+      publish: (set) => opts.leaser.setSyncSet(set),
+      nodeId: this.nodeIdHex,
+    });
+    this.removeSyncBarrier = store.addCommitBarrier((ev) => this.sync.barrier(ev));
+    this.replicas.onDisconnect = (replica) => this.sync.disconnected(replica);
+  }
+
+  /** replication.sync-replicas is set: replicas acknowledge each LTX file (POST /ack). */
+  get syncEnabled(): boolean {
+    return this.sync.enabled;
+  }
+
+  /** Synchronous replication's state; null when asynchronous. */
+  syncStatus(): SyncStatus | null {
+    return this.sync.enabled ? this.sync.status() : null;
+  }
+
+  /** A replica's acknowledgement that its LTX files of `db` up to `txid` are durable. */
+  acknowledge(nodeId: string, db: string, txid: number): void {
+    this.sync.acknowledge(nodeId, db, txid);
   }
 
   // ---- state the adapters read --------------------------------------------------------------
@@ -187,6 +223,7 @@ export class Node {
       leaseType: this.opts.leaser.type,
       replicas: this.replicas.listing(),
       databases: Object.fromEntries(store.knownDatabases().map((db) => [db.name, { position: db.position.toString(), exists: db.exists }])),
+      ...(this.sync.enabled && { sync: this.sync.status() }),
     };
   }
 
@@ -221,6 +258,7 @@ export class Node {
     await this.loop;
     await this.haltHolds.releaseAll("shutting down");
     this.removeHaltBarrier();
+    this.removeSyncBarrier();
     this.unsubscribeStore();
   }
 
@@ -445,6 +483,19 @@ export class Node {
   }
 
   private async tryAcquire(): Promise<Lease | null> {
+    // Synchronous replication: a commit acknowledged in sync mode may be only on the in-sync replicas.
+    const set = await this.opts.leaser.syncSet();
+    if (!mayTakeLease(set, this.nodeIdHex)) {
+      if (!this.outsideSyncSetLogged) {
+        this.opts.log.warn(
+          { inSync: set?.members.map((m) => m.hostname) },
+          "not taking the lease: this node is not in the in-sync replica set, and one of them may hold commits it lacks (delete the <key>/sync key in Consul to allow it anyway)",
+        );
+      }
+      this.outsideSyncSetLogged = true;
+      return null;
+    }
+    this.outsideSyncSetLogged = false;
     try {
       return await this.opts.leaser.acquire();
     } catch (err) {
@@ -464,6 +515,7 @@ export class Node {
     this.lease = lease;
     const unsubscribe = lease.onHandoff(({ nodeId, leaseId }) => this.deliverHandoff(nodeId, leaseId));
     this.writesPaused = false;
+    this.sync.startTerm();
     this.setRole("primary");
     this.opts.log.info({ lease: lease.id }, "acquired the primary lease");
     this.markReady();
@@ -484,6 +536,7 @@ export class Node {
     this.lease = null;
     this.writesPaused = false;
     if (!this.stopped) this.setRole("replica", reason);
+    this.sync.endTerm(reason);
     this.replicas.endAll(reason);
     this.opts.log.warn({ reason }, "no longer the primary");
   }

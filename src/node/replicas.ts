@@ -33,14 +33,22 @@ export class ConnectedReplica {
    * everything. Kept by the stream (src/http/stream-primary.ts).
    */
   behindSince: number | null;
+  /** Synchronous replication: per database, the TXID up to which the replica acknowledged its LTX files as durable. */
+  readonly acked = new Map<string, number>();
 
   constructor(
     readonly identity: ReplicaIdentity,
     readonly connectedAt: number,
     /** The primary term it connected in: aborted when this node ended the stream itself. */
     readonly term: AbortSignal,
+    /** The databases it streams (lease.databases of the replica); null: all. */
+    private readonly databases: ReadonlySet<string> | null = null,
   ) {
     this.behindSince = connectedAt;
+  }
+
+  replicates(db: string): boolean {
+    return this.databases === null || this.databases.has(db);
   }
 
   /** How long the replica has been waiting for what the stream owes it (0 when it was sent everything). */
@@ -79,17 +87,21 @@ export class ConnectedReplicas {
     return this.term.signal;
   }
 
-  connect(identity: ReplicaIdentity): ConnectedReplica {
-    const replica = new ConnectedReplica(identity, this.now(), this.term.signal);
+  connect(identity: ReplicaIdentity, databases: readonly string[] | null = null): ConnectedReplica {
+    const replica = new ConnectedReplica(identity, this.now(), this.term.signal, databases ? new Set(databases) : null);
     this.byNodeId.set(identity.nodeId, replica);
     this.disconnected.delete(identity.nodeId);
     return replica;
   }
 
+  /** Called with each replica whose stream ended (synchronous replication drops it from the in-sync set). */
+  onDisconnect: (replica: ConnectedReplica) => void = () => undefined;
+
   disconnect(replica: ConnectedReplica): void {
     const { nodeId } = replica.identity;
     if (this.byNodeId.get(nodeId) !== replica) return;
     this.byNodeId.delete(nodeId);
+    this.onDisconnect(replica);
     // Streams this node ended (no longer primary) say nothing about the replica.
     if (!replica.term.aborted) this.disconnected.set(nodeId, { replica, at: this.now() });
   }

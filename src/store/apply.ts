@@ -220,7 +220,16 @@ function checkFits(name: string, pos: Position, header: LtxHeader): void {
  *
  * A snapshot replaces every other LTX file; a deletion (commit 0) drops the database.
  */
-export async function applyReceivedBatch(db: Database, files: readonly ReceivedLtx[], writer: PageWriter, opts: { resetWal?: boolean } = {}): Promise<void> {
+export async function applyReceivedBatch(
+  db: Database,
+  files: readonly ReceivedLtx[],
+  writer: PageWriter,
+  opts: {
+    resetWal?: boolean;
+    /** Called once the files are durable and installed, before their pages are written (synchronous replication acknowledges here). */
+    onInstalled?: (maxTxid: number) => void;
+  } = {},
+): Promise<void> {
   if (files.length === 0) return;
   let pos = db.position;
   for (const f of files) {
@@ -229,6 +238,7 @@ export async function applyReceivedBatch(db: Database, files: readonly ReceivedL
   }
 
   const paths = await install(db, files);
+  opts.onInstalled?.(files[files.length - 1].header.maxTxid);
 
   const last = files[files.length - 1];
   const withPages = last.header.commit === 0 ? files.length - 1 : files.length;

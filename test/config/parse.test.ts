@@ -39,6 +39,7 @@ const LITEFS_DEFAULTS: Config = {
     consul: { url: undefined, key: undefined, ttlMs: 10_000, lockDelayMs: 1_000 },
   },
   backup: { type: "", path: undefined, url: undefined, cluster: undefined, authToken: undefined },
+  replication: { syncReplicas: 0, syncTimeoutMs: 5000, syncStrict: false, syncCandidatesOnly: false },
   log: { format: "text", timestamp: false, debug: false },
   tracing: { enabled: true, path: undefined, maxSize: 64, maxCount: 8, compress: true },
 };
@@ -142,6 +143,11 @@ describe("every key is read", () => {
         url: "https://example.com"
         cluster: prod
         auth-token: tok
+      replication:
+        sync-replicas: 2
+        sync-timeout: 1500ms
+        sync-strict: true
+        sync-candidates-only: true
       log:
         format: json
         timestamp: true
@@ -197,6 +203,7 @@ describe("every key is read", () => {
         consul: { url: "http://consul:8500", key: "litefs/app", ttlMs: 15_000, lockDelayMs: 2_000 },
       },
       backup: { type: "file", path: "/work/backups", url: "https://example.com", cluster: "prod", authToken: "tok" },
+      replication: { syncReplicas: 2, syncTimeoutMs: 1500, syncStrict: true, syncCandidatesOnly: true },
       log: { format: "json", timestamp: true, debug: true },
       tracing: { enabled: false, path: "/var/log/litefs/trace.log", maxSize: 10, maxCount: 2, compress: false },
     } satisfies Config);
@@ -778,5 +785,14 @@ describe("ConfigError", () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.name).toBe("ConfigError");
     expect(err.code).toBe("CONFIG_INVALID");
+  });
+});
+
+describe("replication (synchronous replication)", () => {
+  test("bad values are refused with the key named", () => {
+    expect(problemAt("replication:\n  sync-replicas: -1\n", "replication.sync-replicas").message).toMatch(/at least 0/);
+    expect(problemAt("replication:\n  sync-timeout: soon\n", "replication.sync-timeout").message).toMatch(/duration/);
+    expect(problemAt("replication:\n  sync-strict: maybe\n", "replication.sync-strict")).toBeDefined();
+    expect(problemAt("replication:\n  sync-replica: 1\n", "replication.sync-replica").message).toMatch(/sync-replicas/);
   });
 });

@@ -276,28 +276,52 @@ describe("consul leaser: handoff", () => {
     const b = fastNode("node-b", 1_500, { lockDelayMs: 60_000 });
     const leaseA = await a.acquire();
     const delivered: HandoffRequest[] = [];
+    let leaseB: Lease | null = null;
+    // The target takes over as soon as the handoff reaches it; the old holder waits for that.
     leaseA.onHandoff((req) => {
       delivered.push(req);
+      void b.acquireExisting(req.leaseId).then((l) => (leaseB = l));
     });
     await leaseA.handoff("node-b-id");
-    expect(delivered).toEqual([{ nodeId: "node-b-id", leaseId: leaseA.id }]);
+    expect(delivered).toEqual([{ nodeId: "node-b-id", leaseId: expect.stringMatching(new RegExp(`^${leaseA.id}@\\d+$`)) }]);
     expect((leaseA.signal.reason as LeaseError).code).toBe("LEASE_HANDED_OFF");
-
-    const leaseB = await b.acquireExisting(delivered[0].leaseId);
-    expect(leaseB.id).toBe(leaseA.id);
+    await waitFor(() => leaseB !== null, "node-b's lease");
+    expect(leaseB!.id).toBe(leaseA.id);
     expect(await a.primaryInfo()).toEqual({ hostname: "node-b", advertiseUrl: "http://node-b:20202" });
 
     // The old holder closing must not release what now belongs to node-b.
     await leaseA.close();
-    expect(double!.entry("litefs")!.session).toBe(leaseB.id);
+    expect(double!.entry("litefs")!.session).toBe(leaseB!.id);
     // node-b keeps it alive on its own.
     const until = Date.now() + 3_000;
-    await waitFor(() => Date.now() > until || leaseB.signal.aborted, "two TTLs");
-    expect(leaseB.signal.aborted).toBe(false);
-    expect(double!.session(leaseB.id)).toBeDefined();
+    await waitFor(() => Date.now() > until || leaseB!.signal.aborted, "two TTLs");
+    expect(leaseB!.signal.aborted).toBe(false);
+    expect(double!.session(leaseB!.id)).toBeDefined();
 
-    await leaseB.close();
+    await leaseB!.close();
     expect(await a.primaryInfo()).toBeNull();
+  });
+
+  it("a handoff the target never acts on is undone: the old holder takes the lease back, and the target can no longer take it", async () => {
+    await start();
+    const a = fastNode("node-a", 1_500, { lockDelayMs: 60_000 });
+    const b = fastNode("node-b", 1_500, { lockDelayMs: 60_000 });
+    const leaseA = await a.acquire();
+    const delivered: HandoffRequest[] = [];
+    // Sent, but lost on the way (the stream was cut after the frame left).
+    leaseA.onHandoff((req) => {
+      delivered.push(req);
+    });
+    expect(await codeOf(leaseA.handoff("node-b-id"))).toBe("LEASE_HANDOFF_FAILED");
+    expect(leaseA.signal.aborted).toBe(false);
+    expect(await a.primaryInfo()).toEqual({ hostname: "node-a", advertiseUrl: "http://node-a:20202" });
+    // The handoff arriving late changes nothing: the old holder kept the lease.
+    expect(await codeOf(b.acquireExisting(delivered[0].leaseId))).toBe("LEASE_PRIMARY_EXISTS");
+    expect(await a.primaryInfo()).toEqual({ hostname: "node-a", advertiseUrl: "http://node-a:20202" });
+    // And it can hand off again, properly this time.
+    leaseA.onHandoff((req) => void b.acquireExisting(req.leaseId));
+    await leaseA.handoff("node-b-id");
+    expect(await a.primaryInfo()).toEqual({ hostname: "node-b", advertiseUrl: "http://node-b:20202" });
   });
 
   it("stays primary when no handler can deliver the lease", async () => {
@@ -319,7 +343,8 @@ describe("consul leaser: handoff", () => {
     await start();
     const lease = await node("node-a").acquire();
     await fetch(`${double!.url}/v1/session/destroy/${lease.id}`, { method: "PUT" });
-    expect(await codeOf(node("node-b").acquireExisting(lease.id))).toBe("LEASE_EXPIRED");
+    expect(await codeOf(node("node-b").acquireExisting(`${lease.id}@1`))).toBe("LEASE_EXPIRED");
+    expect(await codeOf(node("node-b").acquireExisting(lease.id))).toBe("LEASE_BAD_VALUE");
   });
 });
 

@@ -16,7 +16,7 @@
  * Where real Consul is loose the double is exact, so tests can reason about time: a session
  * expires at exactly TTL × `ttlMultiplier` (Consul: anywhere up to 2 × TTL), blocking queries
  * wait exactly `wait` (Consul adds up to wait/16 of jitter), and lock-delay counts from the
- * instant the session expired. Errors Consul reports from its RPC layer (invalid TTL, invalid
+ * instant the double invalidates the session (at its expiry, or when `advance` jumps past it). Errors Consul reports from its RPC layer (invalid TTL, invalid
  * session, ...) come back as 500 with a text body, as Consul answers them.
  */
 import { randomUUID } from "node:crypto";
@@ -403,10 +403,15 @@ export class ConsulDouble {
     return ttlMs > 0 ? from + ttlMs * this.ttlMultiplier : undefined;
   }
 
+  /**
+   * Sessions whose TTL is spent are invalidated now: Consul notices an expired TTL on its own
+   * timer (up to twice the TTL late), and the lock-delay runs from that moment, not from the
+   * session's last renewal. After `advance` jumps past an expiry, "now" is when it is noticed.
+   */
   private expireSessions(): void {
     const now = this.now();
     for (const s of [...this.sessions.values()]) {
-      if (s.expiresAt !== undefined && s.expiresAt <= now) this.invalidate(s, "ttl", s.expiresAt);
+      if (s.expiresAt !== undefined && s.expiresAt <= now) this.invalidate(s, "ttl", now);
     }
   }
 

@@ -12,6 +12,8 @@ export interface NodeInfo {
   databases: Record<string, { position: string; exists: boolean }>;
   /** Connected replicas, then those disconnected in the last minute (`connected: false`). */
   replicas: Array<{ hostname: string; nodeId: string; candidate: boolean; url: string | null; connected: boolean; disconnectedAt?: string }>;
+  /** Synchronous replication, when replication.sync-replicas is set. */
+  sync?: { required: number; members: string[]; degraded: boolean; waiting: number; degradations: number };
 }
 
 export function apiUrl(node: LitefsNode): string {
