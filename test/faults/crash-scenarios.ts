@@ -25,14 +25,14 @@ export async function mountAgentPid(node: LitefsNode): Promise<number | null> {
   return null;
 }
 
-async function txid(node: LitefsNode, db: string): Promise<bigint> {
+async function txid(node: LitefsNode, db: string): Promise<number> {
   return Position.parse(await node.pos(db)).txid;
 }
 
 /** The replica reaches the TXID the primary has now (the load keeps running meanwhile). */
 export async function caughtUp(primary: LitefsNode, replica: LitefsNode, db: string, timeoutMs = 60_000): Promise<void> {
   const want = await txid(primary, db);
-  await waitFor(async () => (await txid(replica, db).catch(() => -1n)) >= want, timeoutMs, `${replica.config.hostname} to reach TXID ${want}`).catch((err: Error) => {
+  await waitFor(async () => (await txid(replica, db).catch(() => -1)) >= want, timeoutMs, `${replica.config.hostname} to reach TXID ${want}`).catch((err: Error) => {
     throw new Error(`${err.message}\n--- ${replica.config.hostname}:\n${replica.logs.slice(-3000)}\n--- ${primary.config.hostname}:\n${primary.logs.slice(-2000)}`);
   });
 }
