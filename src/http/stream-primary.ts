@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import { HEADER_SIZE, Position, TRAILER_SIZE, decodeHeader, decodeTrailer, type LtxHeader } from "../ltx/index.js";
+import { HEADER_SIZE, LtxError, Position, TRAILER_SIZE, decodeHeader, decodeLtx, decodeTrailer, type LtxHeader } from "../ltx/index.js";
 import type { ConnectedReplica } from "../node/replicas.js";
 import type { Database } from "../store/database.js";
 import type { LtxFileInfo } from "../store/ltx-directory.js";
@@ -139,7 +139,7 @@ async function catchUp(
     const cur = db.position;
     if (have.equals(cur)) break;
     if (have.txid < cur.txid) {
-      const next = await nextFile(db, have);
+      const next = await nextFile(db, have, opts);
       if (next) {
         if (next.bytes) await write(Buffer.concat([encodeLtxFrameHeader(db.name, next.bytes.length), next.bytes]));
         else await sendFile(db.name, next.file.path, write);
@@ -221,7 +221,7 @@ const READ_WHOLE_BYTES = 256 * 1024;
  * it is small: a catch-up of many small files is otherwise a dozen thread-pool round trips per
  * file); null if there is none.
  */
-async function nextFile(db: Database, have: Position): Promise<{ file: LtxFileInfo; after: Position; bytes: Buffer | null } | null> {
+async function nextFile(db: Database, have: Position, opts: StreamServerOptions): Promise<{ file: LtxFileInfo; after: Position; bytes: Buffer | null } | null> {
   // Most files hold one transaction: try that name before listing the folder, whose listing
   // per file sent made a long catch-up quadratic in the number of files.
   const single = db.ltx.pathOf(have.txid + 1, have.txid + 1);
@@ -231,12 +231,30 @@ async function nextFile(db: Database, have: Position): Promise<{ file: LtxFileIn
   if (!file) return null;
   try {
     const bytes = fs.statSync(file.path).size <= READ_WHOLE_BYTES ? fs.readFileSync(file.path) : null;
+    // A stored file damaged on disk would be refused by every replica, forever: send a snapshot instead.
+    if (bytes && !fileChecksumHolds(bytes, file.path, db.name, opts)) return null;
     const { header, post } = bytes ? headerAndPost(bytes, file.path) : await readHeaderAndPost(file.path);
     const fits = have.txid === 0 ? header.minTxid === 1 : header.preApplyChecksum === have.postApplyChecksum;
     return fits ? { file, after: new Position(header.maxTxid, post), bytes } : null;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null; // removed by retention meanwhile
     throw err;
+  }
+}
+
+/**
+ * The stored file decodes and its checksums hold; when not, the damage is logged (the decoder's
+ * message carries both checksums) and counted. Decoding is what every replica does on receipt.
+ */
+function fileChecksumHolds(bytes: Buffer, path: string, db: string, opts: StreamServerOptions): boolean {
+  try {
+    decodeLtx(bytes, path);
+    return true;
+  } catch (err) {
+    if (!(err instanceof LtxError)) throw err;
+    opts.observer?.checksumMismatch(db);
+    opts.log.error({ db, file: path, code: err.code }, `stored LTX file ${path} is damaged (${err.message}); sending a snapshot instead`);
+    return false;
   }
 }
 

@@ -59,9 +59,20 @@ export function recoverDatabase(db: Database): void {
 
   const expected = last.trailer.postApplyChecksum;
   let found = db.checksums.checksum;
-  if (found !== expected && replayTrailingFiles(db) > 0) {
-    computeChecksums(db);
-    found = db.checksums.checksum;
+  if (found !== expected) {
+    const damaged = found;
+    const replayed = replayTrailingFiles(db);
+    if (replayed > 0) {
+      computeChecksums(db);
+      found = db.checksums.checksum;
+      // Said out loud: a file that changed behind our back (a crash mid-apply, or damage on disk).
+      if (found === expected) {
+        db.log.warn(
+          { file: file.path, found: formatChecksum(damaged), expected: formatChecksum(expected), replayed },
+          `database ${db.name}: ${file.path} had checksum ${formatChecksum(damaged)}, the last LTX says ${formatChecksum(expected)}; repaired by replaying the last ${replayed} LTX files`,
+        );
+      }
+    }
   }
   if (found !== expected) {
     throw new StoreError(

@@ -228,3 +228,40 @@ export function hostileRequest(port: number, method: string, path: string, varia
     });
   });
 }
+
+export interface RawResult {
+  /** Status of the reply's first line, or null when the server closed without one. */
+  status: number | null;
+  /** The server neither answered nor closed within the timeout. */
+  hung: boolean;
+  head: string;
+}
+
+/**
+ * Sends exactly these bytes on a fresh connection and reads up to the end of the reply's header
+ * (a streaming answer such as /events is not waited for), then closes. For fuzzing, where undici
+ * would refuse to send half of what a hostile client can.
+ */
+export function rawRequest(port: number, bytes: Buffer | string, timeoutMs = 5_000, host = "127.0.0.1"): Promise<RawResult> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, host);
+    let head = "";
+    let done = false;
+    const finish = (hung: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+      resolve({ status: m ? Number(m[1]) : null, hung, head: head.slice(0, 2000) });
+    };
+    const timer = setTimeout(() => finish(true), timeoutMs);
+    socket.on("error", () => finish(false));
+    socket.on("close", () => finish(false));
+    socket.on("data", (d: Buffer) => {
+      head += d.toString("latin1");
+      if (head.includes("\r\n\r\n")) finish(false);
+    });
+    socket.write(bytes);
+  });
+}

@@ -1,0 +1,133 @@
+import * as fsp from "node:fs/promises";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Cluster } from "../support/cluster.js";
+import { ScenarioTally } from "../support/fault-report.js";
+import { LedgerClient, checkHistory, createLedger, ledgerDir, readHistory, TOTAL } from "../support/history.js";
+import { LitefsNode, freePort, waitFor } from "../support/node-process.js";
+import { SmallDisk } from "../support/small-disk.js";
+import { sqlite3Raw } from "../support/sqlite-clients.js";
+import { caughtUp } from "./crash-scenarios.js";
+
+/**
+ * Full disks: a replica's data dir fills up (replication stops with a clear error, the replica
+ * serves its last good state, and resumes once space is freed), and the primary's (the app's
+ * write fails, nothing committed is lost, the node recovers once space is freed).
+ */
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
+});
+beforeAll(() => SmallDisk.removeLeftovers());
+
+const ITERATIONS = Number(process.env.LITEFS_DISK_ITERATIONS ?? 5);
+const DB = "ledger.db";
+
+/** A static-lease pair where `onDisk` ("primary" or "replica") keeps its data dir on a 24 MiB tmpfs. */
+async function pairWithSmallDisk(label: string, onDisk: "primary" | "replica"): Promise<{ cluster: Cluster; disk: SmallDisk }> {
+  const primaryPort = await freePort();
+  const primaryUrl = `http://127.0.0.1:${primaryPort}`;
+  const primary = await LitefsNode.create(`${label}-p`, { candidate: true, httpPort: primaryPort, hostname: "primary", primaryUrl });
+  const replica = await LitefsNode.create(`${label}-r`, { candidate: false, httpPort: await freePort(), hostname: "replica0", primaryUrl });
+  const cluster = new Cluster(primary, [replica]);
+  const disk = await SmallDisk.mount((onDisk === "primary" ? primary : replica).dataDir, 24);
+  cleanups.push(() => disk.remove());
+  cleanups.push(() => cluster.cleanup());
+  await primary.start();
+  await replica.start();
+  return { cluster, disk };
+}
+
+/**
+ * WAL mode is not run yet: on a full data dir every new WAL reader fails with "disk I/O error",
+ * because the mount's `-shm` is backed by `dbs/<db>/shm` in the data dir, kept at a few bytes while
+ * no connection is open, and each new reader must grow it again (ENOSPC). A replica then cannot
+ * serve its last state. Left for the store's owner (reported in docs/reliability.md).
+ */
+const MODES = ["delete"] as const;
+
+describe("full disks", () => {
+  for (const journalMode of MODES) {
+    it(`a replica whose disk is full keeps serving its last good state and resumes when space is freed (${journalMode})`, async () => {
+      const tally = new ScenarioTally(`replica disk full (${journalMode})`);
+      const { cluster, disk } = await pairWithSmallDisk(`fullr-${journalMode}`, "replica");
+      const { primary } = cluster;
+      const [replica] = cluster.replicas;
+      await createLedger(primary, DB, journalMode);
+      await caughtUp(primary, replica, DB);
+      const dir = await ledgerDir();
+      cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
+      const client = await LedgerClient.start("c1", [primary.db(DB)], { dir });
+      cleanups.push(() => client.stop());
+      for (let i = 0; i < ITERATIONS; i++) {
+        await disk.fill();
+        tally.faults++;
+        const logFrom = replica.logs.length;
+        const stuckAt = await replica.pos(DB);
+        // Replication stops with an error that says why, and the replica stays where it was.
+        await waitFor(() => /ENOSPC|no space/i.test(replica.logs.slice(logFrom)), 30_000, "the replica to report the full disk").catch((err: Error) => {
+          throw new Error(`${err.message}\n${replica.logs.slice(-3000)}`);
+        });
+        const acked = client.acked.length;
+        await waitFor(() => client.acked.length > acked + 10, 20_000, "the primary to keep acknowledging");
+        const h = await readHistory(replica, DB);
+        expect(h.integrity).toBe("ok");
+        expect(h.total).toBe(TOTAL);
+        expect((await replica.pos(DB)) === stuckAt || /ENOSPC|no space/i.test(replica.logs.slice(logFrom))).toBe(true);
+        const freedAt = performance.now();
+        await disk.free();
+        await caughtUp(primary, replica, DB);
+        tally.recovered(performance.now() - freedAt);
+        tally.iterations++;
+      }
+      await client.stop();
+      await cluster.waitForConvergence(DB, 60_000);
+      const verdict = await checkHistory(primary, [replica], DB, [client]);
+      tally.acked = verdict.acked;
+      tally.lost = verdict.lost.length;
+      await tally.report("recovery: space freed until caught up");
+    });
+
+    it(`a primary whose disk is full fails the app's write, loses nothing committed and recovers when space is freed (${journalMode})`, async () => {
+      const tally = new ScenarioTally(`primary disk full (${journalMode})`);
+      const { cluster, disk } = await pairWithSmallDisk(`fullp-${journalMode}`, "primary");
+      const { primary } = cluster;
+      const [replica] = cluster.replicas;
+      await createLedger(primary, DB, journalMode);
+      await caughtUp(primary, replica, DB);
+      const dir = await ledgerDir();
+      cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
+      const client = await LedgerClient.start("c1", [primary.db(DB)], { dir });
+      cleanups.push(() => client.stop());
+      for (let i = 0; i < ITERATIONS; i++) {
+        const acked = client.acked.length;
+        await waitFor(() => client.acked.length > acked + 10, 20_000, "transfers before the disk fills");
+        await disk.fill();
+        tally.faults++;
+        // A write that needs space fails (the ledger's rows are small: a blob makes sure).
+        const r = await sqlite3Raw(primary.db(DB), ".timeout 5000\nCREATE TABLE IF NOT EXISTS pad (b BLOB); INSERT INTO pad VALUES (randomblob(2000000));");
+        expect(r.code, `a 2 MB write on a full disk: ${r.stdout} ${r.stderr}`).not.toBe(0);
+        const freedAt = performance.now();
+        await disk.free();
+        if (primary.proc?.exitCode !== null) {
+          // Exit 99 (capture failed after SQLite committed): recovery on restart repairs it.
+          tally.faults++;
+          await primary.kill9();
+          await primary.start();
+        }
+        const after = client.acked.length;
+        await waitFor(() => client.acked.length > after + 5, 30_000, "the primary to acknowledge again after space was freed").catch((err: Error) => {
+          throw new Error(`${err.message}\nclient errors: ${client.errors.slice(-5).join(" | ")}\n${primary.logs.slice(-3000)}`);
+        });
+        await caughtUp(primary, replica, DB);
+        tally.recovered(performance.now() - freedAt);
+        tally.iterations++;
+      }
+      await client.stop();
+      await cluster.waitForConvergence(DB, 60_000);
+      const verdict = await checkHistory(primary, [replica], DB, [client]);
+      tally.acked = verdict.acked;
+      tally.lost = verdict.lost.length;
+      await tally.report(`primary restarts: ${tally.faults - tally.iterations}; client errors seen: ${new Set(client.errors).size}`);
+    });
+  }
+});

@@ -1,0 +1,16 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * The fault-injection suite (`npm run test:faults`): crashes, pauses, partitions, full disks,
+ * corruption and hostile input, each scenario many times. Files run one at a time (they start
+ * clusters and load the machine); LITEFS_FAULT_REPORT collects the report lines (JSON).
+ */
+export default defineConfig({
+  test: {
+    include: ["test/faults/**/*.faults.test.ts"],
+    testTimeout: 30 * 60_000,
+    hookTimeout: 120_000,
+    fileParallelism: false,
+    globalSetup: ["test/support/global-setup.ts"],
+  },
+});
