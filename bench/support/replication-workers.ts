@@ -25,13 +25,15 @@ export type Job =
   | { kind: "paced"; db: string; firstId: number; count: number; rate: number }
   /** `count` single-row transactions as fast as they go. */
   | { kind: "burst"; db: string; firstId: number; count: number }
+  /** Like burst; returns each commit's latency (ms). */
+  | { kind: "timed"; db: string; firstId: number; count: number }
   /** Polls `max(id)` on a replica every `pollMs` until `stop[0]` is set; returns when each id became visible. */
   | { kind: "watch"; db: string; firstId: number; count: number; pollMs: number; stop: SharedArrayBuffer };
 
 export interface JobResult {
   /** setup: highest id; burst: elapsed ms. */
   value: number;
-  /** paced: commit time of id firstId + i; watch: first time id firstId + i was visible (NaN = never). */
+  /** paced: commit time of id firstId + i; timed: its latency; watch: first time id firstId + i was visible (NaN = never). */
   times?: Float64Array;
   polls?: number;
   errors?: string[];
@@ -84,6 +86,20 @@ function serve(job: Job): JobResult {
       const elapsed = nowMs() - start;
       db.close();
       return { value: elapsed };
+    }
+    case "timed": {
+      const db = openWriter(job.db);
+      const insert = db.prepare("INSERT INTO t (id, at, note) VALUES (?, ?, ?)");
+      const times = new Float64Array(job.count);
+      const start = nowMs();
+      for (let i = 0; i < job.count; i++) {
+        const t0 = nowMs();
+        insert.run(job.firstId + i, Date.now(), NOTE);
+        times[i] = nowMs() - t0;
+      }
+      const elapsed = nowMs() - start;
+      db.close();
+      return { value: elapsed, times };
     }
     case "watch": {
       const stop = new Int32Array(job.stop);

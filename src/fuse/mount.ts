@@ -30,6 +30,8 @@ export interface MountOptions {
  * - hard_remove: unlinked open files are removed, not renamed to `.fuse_hidden*`.
  * - big_writes/max_write: a 64 KiB page arrives as one write, not sixteen.
  * - no direct_io: it breaks WAL (SQLITE_IOERR_SHMMAP) and makes reads 100x slower.
+ * - nonempty: files in the bare directory are moved aside first (moveLeftoversAside), but an app
+ *   still running may create one again before the mount is up; the node must come back anyway.
  */
 function fuseOptionString(opts: MountOptions): string {
   const options = [
@@ -37,6 +39,7 @@ function fuseOptionString(opts: MountOptions): string {
     "subtype=litefs",
     "default_permissions",
     "hard_remove",
+    "nonempty",
     "big_writes",
     "max_write=131072",
     "auto_cache",

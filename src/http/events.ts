@@ -17,7 +17,9 @@ const KERNEL_SEND_BUFFER_BYTES = 64 * 1024;
 /** One line of LiteFS's event stream (its docs: "Reading the LiteFS event stream"). */
 type LitefsEvent =
   | { type: "init" | "primaryChange"; data: { isPrimary: boolean; hostname?: string } }
-  | { type: "tx"; db: string; data: { txID: string; postApplyChecksum: string; pageSize: number; commit: number; timestamp: string } };
+  | { type: "tx"; db: string; data: { txID: string; postApplyChecksum: string; pageSize: number; commit: number; timestamp: string } }
+  /** litefs-ts extension: synchronous replication degraded or restored (on the primary). */
+  | { type: "syncChange"; data: { degraded: boolean; inSync: string[]; required: number } };
 
 /**
  * GET /events: newline-delimited JSON as LiteFS sends it: `init` first, then `tx` for every
@@ -66,6 +68,9 @@ export function serveEvents(node: Node, res: ServerResponse, log: Logger): Promi
           send({ type: "primaryChange", data });
           return;
         }
+        case "sync":
+          send({ type: "syncChange", data: { degraded: ev.degraded, inSync: ev.members, required: ev.required } });
+          return;
         default:
           return;
       }

@@ -15,6 +15,8 @@ export type NodeEvent =
   | { type: "primary"; hostname: string | null; advertiseUrl: string | null; isPrimary: boolean }
   /** A transaction became part of a database: committed here, or applied from the primary. Commit 0: dropped. */
   | { type: "commit"; db: string; source: ChangeSource; position: Position; pageSize: number; commit: number; timestamp: number }
+  /** Synchronous replication degraded (fewer in-sync replicas than required) or was restored. */
+  | { type: "sync"; degraded: boolean; members: string[]; required: number }
   | { type: "created"; db: string }
   | { type: "dropped"; db: string; source: ChangeSource; position: Position };
 

@@ -139,6 +139,7 @@ export class Node {
       log,
       publish: (set) => opts.leaser.setSyncSet(set),
       nodeId: this.nodeIdHex,
+      onStateChange: (degraded, status) => this.events.emit({ type: "sync", degraded, members: status.members, required: status.required }),
     });
     this.removeSyncBarrier = store.addCommitBarrier((ev) => this.sync.barrier(ev));
     this.replicas.onDisconnect = (replica) => this.sync.disconnected(replica);

@@ -40,6 +40,8 @@ export interface SyncReplicationOptions {
   publish(set: SyncSet): Promise<void>;
   /** This node's ID: the set's leader. */
   nodeId: string;
+  /** Degraded (true) or restored (false), for the node's event stream. */
+  onStateChange?: (degraded: boolean, status: SyncStatus) => void;
 }
 
 /** Publishing the set is retried this often while Consul cannot be reached. */
@@ -186,6 +188,7 @@ export class SyncReplication {
     if (this.degradedNow && this.members.size >= this.opts.config.syncReplicas) {
       this.degradedNow = false;
       this.opts.log.info({ members: this.status().members }, "synchronous replication restored: every commit waits for the in-sync replicas again");
+      this.opts.onStateChange?.(false, this.status());
     }
   }
 
@@ -208,6 +211,7 @@ export class SyncReplication {
             { db: w.db, txid: w.txid, waitedMs: Date.now() - w.since, dropped: names, members: [...this.members.values()].map((r) => r.identity.hostname), required: this.opts.config.syncReplicas },
             "synchronous replication degraded: commits go on without the replicas that did not acknowledge in time, until they catch up",
           );
+          this.opts.onStateChange?.(true, this.status());
         }
       },
       names.length ? `replicas ${names.join(", ")} did not acknowledge within sync-timeout` : "too few in-sync replicas",

@@ -13,22 +13,29 @@ afterEach(async () => {
 const KILLS = Number(process.env.LITEFS_SYNC_KILLS ?? 4);
 
 /** Inserts ids 1, 2, ... into `name` on whichever node is primary; records each acknowledged one. */
-function writeLoad(nodes: LitefsNode[], name: string): { acked: number[]; stop: () => Promise<void> } {
+function writeLoad(nodes: LitefsNode[], name: string): { acked: number[]; errors: Map<string, string>; stop: () => Promise<void> } {
   const acked: number[] = [];
+  /** The last failure per node, for a test that has to say why writes stopped. */
+  const errors = new Map<string, string>();
   let stopped = false;
   let id = 1;
   const loop = (async () => {
     while (!stopped) {
       for (const n of nodes) {
         if (stopped || !n.proc) continue;
-        const r = await sqlite3Raw(n.db(name), `.timeout 2000\nINSERT INTO t VALUES (${id}, randomblob(200));`, { timeoutMs: 20_000 }).catch(() => null);
+        const r = await sqlite3Raw(n.db(name), `.timeout 2000\nINSERT INTO t VALUES (${id}, randomblob(200));`, { timeoutMs: 20_000 }).catch((err: Error) => {
+          errors.set(n.config.hostname ?? "", err.message.slice(0, 300));
+          return null;
+        });
         if (r?.code === 0) acked.push(id++);
+        else if (r) errors.set(n.config.hostname ?? "", r.stderr.trim().slice(0, 300));
       }
       await sleep(5);
     }
   })();
   return {
     acked,
+    errors,
     stop: async () => {
       stopped = true;
       await loop;
@@ -58,7 +65,13 @@ async function killPrimaries(syncReplicas: number): Promise<{ acked: number; los
       const primary = await waitForPrimary(nodes, 30_000);
       // A random moment: some writes in, some in flight.
       const before = load.acked.length;
-      await waitFor(() => load.acked.length >= before + 5 + Math.floor(Math.random() * 20), 60_000, "writes on the primary");
+      const want = before + 5 + Math.floor(Math.random() * 20);
+      await waitFor(() => load.acked.length >= want, 60_000, "writes on the primary").catch(async (err: Error) => {
+        const roles = await Promise.all(nodes.map(async (n) => `${n.config.hostname}: ${n.proc ? ((await info(n).catch(() => null))?.role ?? "no answer") : "down"}`));
+        throw new Error(
+          `${err.message} (failover ${i}, primary ${primary.config.hostname}; ${roles.join(", ")}; last errors ${JSON.stringify([...load.errors])})\n${primary.logs.slice(-3000)}`,
+        );
+      });
       await primary.kill9();
       // The session runs out (TTL) and the lock-delay passes; an in-sync replica takes over.
       double.advance(11_000);

@@ -25,6 +25,16 @@ async function syncInfo(node: LitefsNode): Promise<SyncInfo> {
   return ((await res.body.json()) as { sync: SyncInfo }).sync;
 }
 
+/** The node's /events, collected as text until closed. */
+async function followEvents(node: LitefsNode): Promise<{ text: () => string; close: () => void }> {
+  const controller = new AbortController();
+  const res = await request(`${apiUrl(node)}/events`, { signal: controller.signal });
+  let text = "";
+  res.body.on("data", (d: Buffer) => (text += d.toString()));
+  res.body.on("error", () => undefined);
+  return { text: () => text, close: () => controller.abort() };
+}
+
 /** One INSERT through the sqlite3 CLI, timed (ms). */
 async function timedInsert(node: LitefsNode, db: string): Promise<number> {
   const started = Date.now();
@@ -65,6 +75,7 @@ describe("synchronous replication (static lease)", () => {
     await timedInsert(c.primary, "d.db");
     await waitFor(async () => (await syncInfo(c!.primary)).members.length === 1, 10_000, "the replica to join the in-sync set");
 
+    const events = await followEvents(c.primary);
     replica.proc!.kill("SIGSTOP");
     try {
       // The first commit waits out sync-timeout, then the primary degrades and the next ones do not wait.
@@ -74,6 +85,7 @@ describe("synchronous replication (static lease)", () => {
       expect(info.degraded).toBe(true);
       expect(info.members).toEqual([]);
       expect(c.primary.logs).toContain("synchronous replication degraded");
+      expect(events.text()).toContain('"type":"syncChange","data":{"degraded":true,"inSync":[],"required":1}');
       const later = await timedInsert(c.primary, "d.db");
       expect(later).toBeLessThan(first);
     } finally {
@@ -83,6 +95,8 @@ describe("synchronous replication (static lease)", () => {
     await timedInsert(c.primary, "d.db");
     await waitFor(async () => !(await syncInfo(c!.primary)).degraded, 20_000, "sync replication to be restored");
     expect(c.primary.logs).toContain("synchronous replication restored");
+    await waitFor(() => events.text().includes('"degraded":false'), 10_000, "the restored event");
+    events.close();
     await c.waitForConvergence("d.db");
   });
 

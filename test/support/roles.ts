@@ -6,6 +6,7 @@ export interface NodeInfo {
   hostname: string;
   nodeId: string;
   clusterId: string | null;
+  role: "primary" | "replica" | "stopping";
   isPrimary: boolean;
   primary: string | null;
   primaryUrl: string | null;
