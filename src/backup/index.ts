@@ -3,7 +3,6 @@ export { BackupError, type BackupErrorCode } from "./errors.js";
 export { SNAPSHOT_LEVEL, objectPath, parseObjectPath, type BackupFile } from "./layout.js";
 export type { BackupTarget, ObjectRef } from "./target.js";
 export { FileTarget } from "./file-target.js";
-export { S3Target, parseS3Url } from "./s3-target.js";
 export { openTarget } from "./open-target.js";
 export { restoreDatabase, txidAt, type RestoreOptions, type RestoreResult } from "./restore.js";
 export { dataDirIsEmpty, restoreIfEmpty } from "./restore-if-empty.js";

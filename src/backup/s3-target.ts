@@ -4,6 +4,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -135,7 +136,13 @@ export class S3Target implements BackupTarget {
   }
 
   async readRange(ref: ObjectRef, start: number, length: number): Promise<Uint8Array> {
-    const range = start < 0 ? `bytes=${start}` : `bytes=${start}-${start + length - 1}`;
+    if (start < 0) {
+      // A suffix range (bytes=-16) is not served right by every S3-compatible server (s3rver
+      // answers from the start): ask for the size and read an explicit range.
+      const head = await this.call(`read ${objectPath(ref)}`, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(ref) })), ref);
+      start = Math.max(0, (head.ContentLength ?? 0) + start);
+    }
+    const range = `bytes=${start}-${start + length - 1}`;
     const res = await this.call(`read ${objectPath(ref)}`, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(ref), Range: range })), ref);
     const bytes = await res.Body!.transformToByteArray();
     return bytes.subarray(0, length);

@@ -270,7 +270,7 @@ export class Shipper {
    * Uploads a snapshot of the live database (read on this thread from the backing files, as a
    * replica's snapshot is: no request changes them meanwhile). The backup continues from it.
    */
-  private async snapshot(db: Database, s: DbState, why: string): Promise<void> {
+  private async snapshot(db: Database, s: DbState, why: string, restartsChain = true): Promise<void> {
     if (!db.exists || db.position.txid === 0) return; // a dropped database: its deletion file carries on
     const tmp = this.opts.store.tempPath("backup-snapshot");
     try {
@@ -280,7 +280,8 @@ export class Shipper {
       await this.put(s, ref, tmp, written.size);
       s.timestamps.set(objectPath(ref), written.header.timestamp);
       s.snapshotAt = written.header.timestamp;
-      if (!s.shipped || s.shipped.txid < pos.txid) {
+      // A periodic snapshot leaves level 0 as it is: every transaction stays reachable by time.
+      if (restartsChain && (!s.shipped || s.shipped.txid < pos.txid)) {
         if (s.shipped && s.shipped.txid > 0) this.opts.log.warn({ db: db.name, from: s.shipped.toString(), to: pos.toString(), why }, "backup: the chain restarts from a snapshot");
         s.shipped = pos;
       }
@@ -297,7 +298,7 @@ export class Shipper {
       s.snapshotAt = Date.now();
       return;
     }
-    await this.snapshot(db, s, "snapshot-interval");
+    await this.snapshot(db, s, "snapshot-interval", false);
   }
 
   // ---- compaction and retention ---------------------------------------------------------------

@@ -36,7 +36,7 @@ export function registerRestore(program: Command): void {
       if (flags.txid !== undefined && flags.timestamp !== undefined) {
         throw new BackupError("BACKUP_BAD_CONFIG", "give -txid or -timestamp, not both");
       }
-      const target = openTarget(await targetConfig(flags));
+      const target = await openTarget(await targetConfig(flags));
       try {
         const output = path.resolve(flags.o ?? flags.name);
         const result = await restoreDatabase(target, flags.name, { txid: flags.txid, timestamp: flags.timestamp, output });

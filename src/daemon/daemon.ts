@@ -81,7 +81,7 @@ export class Daemon {
     const tlsFiles = config.http.tls && (await readTlsFiles(config.http.tls));
     const connections = new PeerConnections(tlsFiles);
     this.connections = connections;
-    this.backupTarget = config.backup.type ? openTarget(config.backup) : null;
+    this.backupTarget = config.backup.type ? await openTarget(config.backup) : null;
 
     // Started before the mount exists and from a process that holds no mount files.
     const agent = new MountAgent(config.fuse.dir, log);
