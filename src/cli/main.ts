@@ -9,6 +9,7 @@ import { registerLtx } from "./ltx.js";
 import { registerMount } from "./mount.js";
 import { registerHandoff } from "./handoff.js";
 import { registerPromote } from "./promote.js";
+import { registerRestore } from "./restore.js";
 import { registerRun } from "./run.js";
 import { registerStatus } from "./status.js";
 import { registerVersion } from "./version.js";
@@ -29,6 +30,7 @@ registerPromote(program);
 registerHandoff(program);
 registerImport(program);
 registerExport(program);
+registerRestore(program);
 registerVersion(program);
 
 async function main(): Promise<void> {

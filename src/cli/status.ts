@@ -145,7 +145,10 @@ function statusTable(probe: ClusterProbe, verdict: ClusterVerdict): string {
   const dbWidth = Math.max(widths[0]! - 2, ...nodesOf(probe).flatMap((n) => Object.keys(n.info?.databases ?? {}).map((db) => db.length)));
   nodesOf(probe).forEach((node, i) => {
     out.push(line(rows[i]!));
-    for (const [db, d] of Object.entries(node.info?.databases ?? {})) out.push(`  ${db.padEnd(dbWidth)}  ${d.position}${d.exists ? "" : "  (dropped)"}`);
+    const backup = (node.info as (NodeInfo & { backup?: Record<string, BackupLine> }) | null)?.backup ?? {};
+    for (const [db, d] of Object.entries(node.info?.databases ?? {})) {
+      out.push(`  ${db.padEnd(dbWidth)}  ${d.position}${d.exists ? "" : "  (dropped)"}${backupRemark(backup[db])}`);
+    }
   });
   out.push("(* the node asked)");
   return out.join("\n") + "\n";
@@ -157,6 +160,19 @@ function syncLine(probe: ClusterProbe): string[] {
   if (!sync) return [];
   const state = sync.degraded ? "DEGRADED" : "in sync";
   return [`sync:     ${state}: ${sync.members.length}/${sync.required} in-sync replicas (${sync.members.join(", ") || "none"}), ${sync.waiting} commits waiting${sync.strict ? ", strict" : ""}`];
+}
+
+/** What the primary's /info says of a database's backup (src/backup/ Shipper.status). */
+interface BackupLine {
+  position: string | null;
+  lagMs: number;
+  error: string | null;
+}
+
+function backupRemark(b: BackupLine | undefined): string {
+  if (!b) return "";
+  const at = b.position ? `backup ${b.position}` : "backup: not yet";
+  return `  ${at}, lag ${seconds(b.lagMs)}${b.error ? ` (failing: ${b.error})` : ""}`;
 }
 
 function remarkOf(node: ProbedNode): string {

@@ -18,11 +18,6 @@ export function inactiveSettings(config: Config): InactiveSetting[] {
   const found: InactiveSetting[] = [];
   const add = (key: string, message: string) => found.push({ key, message });
 
-  if (config.backup.type === "litefs-cloud") {
-    add("backup", "backup.type litefs-cloud is accepted but LiteFS Cloud no longer exists, so nothing is backed up");
-  } else if (config.backup.type === "file") {
-    add("backup", "backup.type file is accepted but file backups are not implemented yet, so nothing is backed up");
-  }
   // LiteFS writes a trace only with a path: tracing.enabled defaults to true and alone does nothing.
   if (config.tracing.enabled && config.tracing.path !== undefined) {
     add("tracing", "tracing is accepted but no trace file is written");

@@ -4,7 +4,7 @@ import { CONSUL_MAX_TTL_MS, CONSUL_MIN_TTL_MS } from "../lease/consul.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { ConfigError } from "./errors.js";
 import { describe, quoteHint, toProblems, type RawProblem } from "./problems.js";
-import type { Config } from "./types.js";
+import type { BackupConfig, Config } from "./types.js";
 
 /**
  * The litefs.yml schema: LiteFS v0.5's keys and defaults (cmd/litefs/config.go), plus our
@@ -36,6 +36,14 @@ function bool(def: boolean) {
     if (typeof v === "string" && Object.hasOwn(YAML11_BOOLS, v)) return YAML11_BOOLS[v];
     return unset(v);
   }, z.boolean().default(def));
+}
+
+/** A boolean whose absence means something of its own (a default that depends on other keys). */
+function optionalBool() {
+  return z.preprocess((v) => {
+    if (typeof v === "string" && Object.hasOwn(YAML11_BOOLS, v)) return YAML11_BOOLS[v];
+    return unset(v);
+  }, z.boolean().optional());
 }
 
 /** An optional string; "" counts as unset, as it does in LiteFS. */
@@ -290,18 +298,63 @@ leaseSchema = crossCheck(leaseSchema, ["type", "consul"], (lease, issue) => {
   }
 });
 
+/** LiteFS Cloud, LiteFS's only backup target, was shut down in 2024. */
+export const LITEFS_CLOUD_GONE =
+  "LiteFS Cloud was shut down in 2024 and can no longer be backed up to; use type: s3 (any S3-compatible storage) or type: file instead";
+
+/** Litestream 0.5's compaction levels: files shipped each `interval` are merged every 30s, 5m and 1h. */
+export const DEFAULT_BACKUP_LEVELS_MS = [30 * S, 5 * M, 60 * M];
+
 const backupSchema = crossCheck(
   z.strictObject({
-    type: z.preprocess(unset, z.enum(["", "file", "litefs-cloud"]).default("")),
-    path: str(),
+    type: z.preprocess(unset, z.enum(["", "s3", "file", "litefs-cloud"]).default("")),
     url: str(),
+    /** LiteFS's key for type: file; `url: file:///dir` says the same. */
+    path: str(),
+    endpoint: httpUrl(),
+    region: str(),
+    "access-key-id": str(),
+    "secret-access-key": str(),
+    "force-path-style": optionalBool(),
+    interval: duration(1 * S, { positive: true }),
+    "snapshot-interval": duration(24 * 60 * M, { positive: true }),
+    retention: duration(168 * 60 * M, { positive: true }),
+    levels: z.preprocess(unset, z.array(duration(0, { positive: true })).optional()),
+    "restore-if-empty": bool(false),
+    // LiteFS Cloud's keys: read so that LiteFS files load, refused with its type below.
     cluster: str(),
     "auth-token": str(),
   }),
-  ["type", "path"],
+  ["type", "url", "path", "access-key-id", "secret-access-key", "levels"],
   (backup, issue) => {
-    if (backup.type === "file" && backup.path === undefined) {
-      issue(["path"], 'is required when backup.type is "file"');
+    switch (backup.type) {
+      case "":
+        return;
+      case "litefs-cloud":
+        issue(["type"], LITEFS_CLOUD_GONE);
+        return;
+      case "file":
+        if (backup.path === undefined && backup.url === undefined) {
+          issue(["url"], 'is required when backup.type is "file" (file:///path/to/backups, or backup.path)');
+        } else if (backup.url !== undefined && !backup.url.startsWith("file://")) {
+          issue(["url"], `must be a file:// URL when backup.type is "file", got ${describe(backup.url)}`);
+        }
+        break;
+      case "s3":
+        if (backup.url === undefined) issue(["url"], 'is required when backup.type is "s3" (s3://bucket/prefix)');
+        else if (!/^s3:\/\/[^/]+/.test(backup.url)) issue(["url"], `must be s3://bucket[/prefix], got ${describe(backup.url)}`);
+        if ((backup["access-key-id"] === undefined) !== (backup["secret-access-key"] === undefined)) {
+          const missing = backup["access-key-id"] === undefined ? "access-key-id" : "secret-access-key";
+          issue([missing], "is required when the other AWS key is set (give both, or neither to use the AWS default credentials)");
+        }
+        break;
+    }
+    const levels = backup.levels;
+    if (levels) {
+      if (levels.length === 0 || levels.length > 8) issue(["levels"], "must list 1 to 8 compaction intervals, e.g. [30s, 5m, 1h]");
+      for (let i = 1; i < levels.length; i++) {
+        if (levels[i]! <= levels[i - 1]!) issue(["levels", i], "must be longer than the level before it");
+      }
     }
   },
 );
@@ -447,13 +500,7 @@ function toConfig(p: Parsed, opts: { cwd: string; hostname: string }): Config {
         lockDelayMs: p.lease.consul["lock-delay"],
       },
     },
-    backup: {
-      type: p.backup.type,
-      path: resolveOpt(p.backup.path),
-      url: p.backup.url,
-      cluster: p.backup.cluster,
-      authToken: p.backup["auth-token"],
-    },
+    backup: toBackupConfig(p.backup, resolveOpt),
     replication: {
       syncReplicas: p.replication["sync-replicas"],
       syncTimeoutMs: p.replication["sync-timeout"],
@@ -469,6 +516,29 @@ function toConfig(p: Parsed, opts: { cwd: string; hostname: string }): Config {
       compress: p.tracing.compress,
     },
   };
+}
+
+function toBackupConfig(b: Parsed["backup"], resolveOpt: (f: string | undefined) => string | undefined): BackupConfig {
+  const dir = b.type === "file" ? (b.url !== undefined ? fileUrlPath(b.url) : resolveOpt(b.path)) : undefined;
+  return {
+    type: b.type === "litefs-cloud" ? "" : b.type,
+    url: b.type === "file" ? `file://${dir}` : b.url,
+    ...(b.endpoint !== undefined && { endpoint: b.endpoint }),
+    ...(b.region !== undefined && { region: b.region }),
+    ...(b["access-key-id"] !== undefined && { accessKeyId: b["access-key-id"] }),
+    ...(b["secret-access-key"] !== undefined && { secretAccessKey: b["secret-access-key"] }),
+    // MinIO, s3rver and most self-hosted services only understand path-style URLs.
+    forcePathStyle: b["force-path-style"] ?? b.endpoint !== undefined,
+    intervalMs: b.interval,
+    snapshotIntervalMs: b["snapshot-interval"],
+    retentionMs: b.retention,
+    levelsMs: b.levels ?? DEFAULT_BACKUP_LEVELS_MS,
+    restoreIfEmpty: b["restore-if-empty"],
+  };
+}
+
+function fileUrlPath(url: string): string {
+  return decodeURIComponent(new URL(url).pathname);
 }
 
 /** The keys the schema allows in the mapping at `at`, found by walking the zod schema. */

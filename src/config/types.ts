@@ -115,15 +115,29 @@ export interface ConsulConfig {
   lockDelayMs: number;
 }
 
-export type BackupType = "" | "file" | "litefs-cloud";
+export type BackupType = "" | "s3" | "file";
 
-/** Accepted for compatibility with LiteFS config files; not implemented yet. */
+/**
+ * backup: continuous backups of every database (src/backup/, docs/backup.md). `type: ""` = off.
+ * `url` is s3://bucket/prefix, or file:///dir (backup.path resolved) for type file.
+ */
 export interface BackupConfig {
   type: BackupType;
-  path?: string;
   url?: string;
-  cluster?: string;
-  authToken?: string;
+  /** S3-compatible services (MinIO, R2, ...): their endpoint URL. */
+  endpoint?: string;
+  region?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle: boolean;
+  /** How often new LTX files are shipped. */
+  intervalMs: number;
+  snapshotIntervalMs: number;
+  /** How far back point-in-time restore reaches. */
+  retentionMs: number;
+  /** Compaction intervals of levels 1, 2, ... (level 0: files as committed). */
+  levelsMs: number[];
+  restoreIfEmpty: boolean;
 }
 
 export interface LogConfig {

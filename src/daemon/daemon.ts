@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import type { Logger } from "pino";
 import { inactiveSettings, readTlsFiles, type Config, type TlsFiles } from "../config/index.js";
+import { Shipper, dataDirIsEmpty, openTarget, restoreIfEmpty, type BackupTarget } from "../backup/index.js";
 import { FileSystem } from "../fuse/file-system.js";
 import { FuseMount } from "../fuse/mount.js";
 import { MountAgent } from "../fuse/mount-agent.js";
@@ -43,6 +44,8 @@ export class Daemon {
   private leaser: Leaser | null = null;
   private proxy: ProxyServer | null = null;
   private connections: PeerConnections | null = null;
+  private shipper: Shipper | null = null;
+  private backupTarget: BackupTarget | null = null;
   private stopped = false;
   private fail!: (err: Error) => void;
   /** Rejects if the node fails after start() returned (the proxy cannot listen); the caller stops the node. */
@@ -78,7 +81,7 @@ export class Daemon {
     const tlsFiles = config.http.tls && (await readTlsFiles(config.http.tls));
     const connections = new PeerConnections(tlsFiles);
     this.connections = connections;
-    this.store.open();
+    this.backupTarget = config.backup.type ? await openTarget(config.backup) : null;
 
     // Started before the mount exists and from a process that holds no mount files.
     const agent = new MountAgent(config.fuse.dir, log);
@@ -100,6 +103,7 @@ export class Daemon {
       compress: config.data.compress,
       testRoutes: process.env.LITEFS_TEST_HOOKS === "1" ? testRoutes(this.store, log) : undefined,
       metrics,
+      info: () => (this.shipper ? { backup: this.shipper.status() } : {}),
       requestTimer: metrics.httpTimer,
       replicationObserver: metrics.replication,
     });
@@ -108,6 +112,8 @@ export class Daemon {
     const urls = nodeUrls(config, address.port);
     this.leaser = createLeaser(config, this.store.dataDir, urls, log);
     const leaser = this.leaser;
+    await this.restoreIfEmpty(leaser);
+    this.store.open();
     const peers = new PeerClient(config.http.token, connections);
 
     node = new Node({
@@ -139,6 +145,7 @@ export class Daemon {
       replication: config.replication,
     });
     this.node = node;
+    this.startBackups(node, metrics);
 
     const fileSystem = new FileSystem({
       store: this.store,
@@ -181,6 +188,44 @@ export class Daemon {
     log.info({ cert: config.http.tls.cert, ...(config.http.tls.ca && { ca: config.http.tls.ca }) }, "TLS certificate reloaded");
   }
 
+  /**
+   * backup.restore-if-empty: a node that will be the primary and holds no database restores every
+   * database from the backup before the Store opens, so nothing is served before it. A static
+   * candidate is the primary; a Consul candidate restores only while no other node holds the
+   * lease (if it loses the race it becomes a replica, and the primary's snapshot replaces what it
+   * restored). Replicas and nodes with data never restore.
+   */
+  private async restoreIfEmpty(leaser: Leaser): Promise<void> {
+    const { config, log } = this.opts;
+    const target = this.backupTarget;
+    if (!target || !config.backup.restoreIfEmpty) return;
+    if (!config.lease.candidate) return void log.info("restore-if-empty: skipped, this node is not a lease candidate (a replica gets its data from the primary)");
+    if (!dataDirIsEmpty(this.store.dataDir)) return void log.info("restore-if-empty: skipped, data.dir already holds databases");
+    if (config.lease.type === "consul") {
+      const primary = await leaser.primaryInfo();
+      if (primary && primary.hostname !== config.lease.hostname) {
+        return void log.info({ primary: primary.hostname }, "restore-if-empty: skipped, another node is the primary (this node will replicate from it)");
+      }
+    }
+    log.info({ target: target.url }, "restore-if-empty: data.dir is empty, restoring every database from the backup");
+    const names = await restoreIfEmpty(this.store.dataDir, target, log);
+    log.info({ databases: names }, "restore-if-empty: done");
+  }
+
+  /** The shipper uploads while this node is primary (src/backup/): it follows the node's role. */
+  private startBackups(node: Node, metrics: NodeMetrics): void {
+    const { config, log } = this.opts;
+    if (!this.backupTarget) return;
+    const shipper = new Shipper({ store: this.store, target: this.backupTarget, config: config.backup, log });
+    this.shipper = shipper;
+    metrics.watchBackup(() => shipper.status());
+    node.events.subscribe((ev) => {
+      if (ev.type !== "role") return;
+      if (ev.role === "primary") shipper.start();
+      else void shipper.stop();
+    });
+  }
+
   /** LiteFS's proxy listens once the node is ready: primary, or caught up as a replica. */
   private startProxy(node: Node, peers: PeerClient, tlsFiles: TlsFiles | undefined): void {
     const { config, log } = this.opts;
@@ -215,6 +260,8 @@ export class Daemon {
     this.stopped = true;
     await this.proxy?.close();
     await this.node?.stop();
+    await this.shipper?.close();
+    this.backupTarget?.close();
     await this.api?.close();
     await this.connections?.close();
     await this.agent?.close();

@@ -33,6 +33,8 @@ export interface ApiServerOptions {
   heartbeatMs?: number;
   /** Routes only tests install (LITEFS_TEST_HOOKS); never present in production. */
   testRoutes?: Record<string, Route>;
+  /** More fields for GET /info from parts the Node does not own (e.g. `backup`, src/backup/). */
+  info?: () => Record<string, unknown>;
   /** GET /metrics (src/metrics/); without it the endpoint does not exist. */
   metrics?: MetricsSource;
   /**
@@ -108,7 +110,7 @@ export class ApiServer {
       "POST /stream": (req, res) => this.stream(req, res),
       "GET /info": async (req, res) => {
         req.resume();
-        sendJson(res, 200, node().info());
+        sendJson(res, 200, { ...node().info(), ...opts.info?.() });
       },
       "GET /events": async (req, res) => {
         req.resume();

@@ -39,6 +39,7 @@ export class NodeMetrics {
   private node: Node | null = null;
   private requestStartedAt: () => number = () => NaN;
   private unsubscribe: () => void = () => undefined;
+  private backup: () => Record<string, BackupPosition> = () => ({});
 
   /** The FUSE adapter's observer (FileSystemOptions.observer). */
   readonly fuse: { timer(op: string): (seconds: number) => void };
@@ -122,6 +123,15 @@ export class NodeMetrics {
     const reconnects = new Counter({ name: "litefs_stream_reconnects_total", help: "Times this replica's stream from the primary ended or failed and it connected again.", registers });
     const mismatches = new Counter({ name: "litefs_checksum_mismatches_total", help: "Checksum mismatches in received files, after applies, and in snapshots being built, by database.", labelNames: ["db"], registers });
 
+    const backupGauge = (name: string, help: string, pick: (b: BackupPosition) => number) =>
+      new Gauge({ name, help, labelNames: ["db"], registers, collect() {
+        this.reset();
+        for (const [db, b] of Object.entries(metrics.backup())) this.set({ db }, pick(b));
+      } });
+    backupGauge("litefs_backup_txid", "On the primary: the newest TXID stored in the backup, by database.", (b) => b.txid);
+    backupGauge("litefs_backup_lag_seconds", "On the primary: how long the oldest commit not yet in the backup has waited (0: all shipped).", (b) => b.lagMs / 1000);
+    backupGauge("litefs_backup_failing", "On the primary: 1 while the last backup attempt for the database failed.", (b) => (b.error ? 1 : 0));
+
     this.fuse = { timer: (op) => this.fuseLatency.child(op) };
     this.httpTimer = (route) => this.httpLatency.child(route);
     this.replication = {
@@ -142,6 +152,11 @@ export class NodeMetrics {
     this.node = node;
     this.requestStartedAt = requestStartedAt;
     this.unsubscribe = node.events.subscribe((ev) => this.onEvent(ev));
+  }
+
+  /** Backup positions per database, read at scrape time (src/backup/'s Shipper.status). */
+  watchBackup(source: () => Record<string, BackupPosition>): void {
+    this.backup = source;
   }
 
   get contentType(): string {
@@ -216,6 +231,13 @@ export class NodeMetrics {
     }
     return out;
   }
+}
+
+/** What the backup shipper reports per database (the fields read here). */
+interface BackupPosition {
+  txid: number;
+  lagMs: number;
+  error: string | null;
 }
 
 interface LtxUsage {

@@ -2,13 +2,22 @@ import * as fsp from "node:fs/promises";
 import type { Database } from "./database.js";
 
 /**
- * Deletes a database's LTX files older than `retentionMs`, never the newest one: it carries the
- * position that startup recovery checks the database against.
+ * Asked by retention for each database: LTX files whose max TXID is above the answer are kept
+ * whatever their age (the backup has not shipped them yet); null sets no floor. Installed by
+ * whoever must see every file before it goes (src/backup/, wired by the daemon): the core does
+ * not know what it is for.
  */
-export async function enforceRetention(db: Database, retentionMs: number, now: number): Promise<number> {
+export type RetentionFloor = (db: Database) => number | null;
+
+/**
+ * Deletes a database's LTX files older than `retentionMs`, never the newest one: it carries the
+ * position that startup recovery checks the database against; nor any above `floor`.
+ */
+export async function enforceRetention(db: Database, retentionMs: number, now: number, floor: number | null = null): Promise<number> {
   const files = db.ltx.list();
   const old: typeof files = [];
   for (const f of files.slice(0, -1)) {
+    if (floor !== null && f.maxTxid > floor) break;
     try {
       const st = await fsp.stat(f.path);
       if (now - st.mtimeMs > retentionMs) old.push(f);

@@ -6,7 +6,7 @@ import { Database } from "./database.js";
 import { StoreError } from "./errors.js";
 import type { CommitEvent, CommitWait, StoreEvent } from "./events.js";
 import { recoverDatabase } from "./recover.js";
-import { enforceRetention } from "./retention.js";
+import { enforceRetention, type RetentionFloor } from "./retention.js";
 
 export interface StoreOptions {
   dataDir: string;
@@ -38,6 +38,7 @@ export class Store {
   private readonly listeners = new Set<(ev: StoreEvent) => void>();
   private readonly commitBarriers = new Set<CommitBarrier>();
   private retentionTimer: NodeJS.Timeout | null = null;
+  private retentionFloor: RetentionFloor = () => null;
   private tmpSeq = 0;
 
   constructor(private readonly opts: StoreOptions) {
@@ -172,15 +173,21 @@ export class Store {
     this.retentionTimer.unref();
   }
 
+  /** Retention keeps every LTX file above the TXID `floor` names (see RetentionFloor). */
+  setRetentionFloor(floor: RetentionFloor): void {
+    this.retentionFloor = floor;
+  }
+
   /**
-   * Removes LTX files older than data.retention; the newest file of a database is always kept.
+   * Removes LTX files older than data.retention; the newest file of a database is always kept,
+   * and so is every file above the retention floor.
    * A database that fails is logged and skipped: the others still get their pass.
    */
   async runRetention(now = Date.now()): Promise<number> {
     let removed = 0;
     for (const db of this.dbs.values()) {
       try {
-        removed += await enforceRetention(db, this.opts.retentionMs, now);
+        removed += await enforceRetention(db, this.opts.retentionMs, now, this.retentionFloor(db));
       } catch (err) {
         this.log.error({ err, db: db.name, txid: db.position.txid }, "retention failed");
       }

@@ -44,11 +44,6 @@ describe("inactiveSettings", () => {
   // One case per key: the YAML that sets it, and words its message must contain.
   const cases: { key: string; yaml: string; says: string[] }[] = [
     {
-      key: "backup",
-      yaml: "backup:\n  type: file\n  path: /backups\n",
-      says: ["nothing is backed up"],
-    },
-    {
       key: "tracing",
       yaml: "tracing:\n  path: /var/log/litefs.trace\n",
       says: ["no trace file is written"],
@@ -89,11 +84,8 @@ describe("inactiveSettings", () => {
     expect(found.map((s) => s.key)).toEqual(["lease.demote-delay"]);
   });
 
-  test("backup to LiteFS Cloud says the service no longer exists", () => {
-    const found = inactive("backup:\n  type: litefs-cloud\n  auth-token: secret\n");
-    expect(found.map((s) => s.key)).toEqual(["backup"]);
-    expect(found[0]!.message).toContain("LiteFS Cloud no longer exists");
-    expect(found[0]!.message).toContain("nothing is backed up");
+  test("backups are active, so they are not listed", () => {
+    expect(keys("backup:\n  type: file\n  path: /backups\n")).toEqual([]);
   });
 
   test("tracing turned off is not listed, even with a path (LiteFS would write nothing either)", () => {
@@ -109,8 +101,6 @@ describe("inactiveSettings", () => {
       tracing:
         path: trace.log
       strict-verify: true
-      backup:
-        type: litefs-cloud
       http:
         snapshot-timeout: 1m
         tls:
@@ -122,7 +112,6 @@ describe("inactiveSettings", () => {
         db: app.db
     `;
     expect(inactiveSettings(parse(text)).map((s) => s.key)).toEqual([
-      "backup",
       "tracing",
       "strict-verify",
       "http.snapshot-timeout",
@@ -131,6 +120,6 @@ describe("inactiveSettings", () => {
   });
 
   test("some set: only those, in the same order", () => {
-    expect(keys("strict-verify: true\nbackup:\n  type: file\n  path: b\n")).toEqual(["backup", "strict-verify"]);
+    expect(keys("strict-verify: true\nbackup:\n  type: file\n  path: b\n")).toEqual(["strict-verify"]);
   });
 });

@@ -38,7 +38,16 @@ const LITEFS_DEFAULTS: Config = {
     databases: [],
     consul: { url: undefined, key: undefined, ttlMs: 10_000, lockDelayMs: 1_000 },
   },
-  backup: { type: "", path: undefined, url: undefined, cluster: undefined, authToken: undefined },
+  backup: {
+    type: "",
+    url: undefined,
+    forcePathStyle: false,
+    intervalMs: 1000,
+    snapshotIntervalMs: 24 * 3_600_000,
+    retentionMs: 168 * 3_600_000,
+    levelsMs: [30_000, 300_000, 3_600_000],
+    restoreIfEmpty: false,
+  },
   replication: { syncReplicas: 0, syncTimeoutMs: 5000, syncStrict: false, syncCandidatesOnly: false },
   log: { format: "text", timestamp: false, debug: false },
   tracing: { enabled: true, path: undefined, maxSize: 64, maxCount: 8, compress: true },
@@ -140,9 +149,11 @@ describe("every key is read", () => {
       backup:
         type: file
         path: backups
-        url: "https://example.com"
-        cluster: prod
-        auth-token: tok
+        interval: 2s
+        snapshot-interval: 1h
+        retention: 24h
+        levels: [10s, 1m]
+        restore-if-empty: true
       replication:
         sync-replicas: 2
         sync-timeout: 1500ms
@@ -202,7 +213,16 @@ describe("every key is read", () => {
         databases: ["app.db", "cache.db"],
         consul: { url: "http://consul:8500", key: "litefs/app", ttlMs: 15_000, lockDelayMs: 2_000 },
       },
-      backup: { type: "file", path: "/work/backups", url: "https://example.com", cluster: "prod", authToken: "tok" },
+      backup: {
+        type: "file",
+        url: "file:///work/backups",
+        forcePathStyle: false,
+        intervalMs: 2000,
+        snapshotIntervalMs: 3_600_000,
+        retentionMs: 24 * 3_600_000,
+        levelsMs: [10_000, 60_000],
+        restoreIfEmpty: true,
+      },
       replication: { syncReplicas: 2, syncTimeoutMs: 1500, syncStrict: true, syncCandidatesOnly: true },
       log: { format: "json", timestamp: true, debug: true },
       tracing: { enabled: false, path: "/var/log/litefs/trace.log", maxSize: 10, maxCount: 2, compress: false },
@@ -616,17 +636,37 @@ describe("proxy", () => {
 });
 
 describe("backup, log and tracing", () => {
-  test("backup.type must be file or litefs-cloud", () => {
-    expect(problemAt(MINIMAL + "backup:\n  type: s3\n", "backup.type").message).toBe(
-      'must be "" or "file" or "litefs-cloud", got "s3"',
+  test("backup.type must be s3 or file", () => {
+    expect(problemAt(MINIMAL + "backup:\n  type: gcs\n", "backup.type").message).toBe(
+      'must be "" or "s3" or "file" or "litefs-cloud", got "gcs"',
     );
   });
 
-  test("a file backup needs a path", () => {
-    expect(problemAt(MINIMAL + "backup:\n  type: file\n", "backup.path")).toMatchObject({
-      line: 3,
-      message: 'is required when backup.type is "file"',
+  test("litefs-cloud is refused: the service was shut down in 2024", () => {
+    expect(problemAt(MINIMAL + "backup:\n  type: litefs-cloud\n  auth-token: tok\n", "backup.type").message).toMatch(
+      /LiteFS Cloud was shut down in 2024.*type: s3/,
+    );
+  });
+
+  test("a file backup needs a url or a path", () => {
+    expect(problemAt(MINIMAL + "backup:\n  type: file\n", "backup.url")).toMatchObject({
+      message: 'is required when backup.type is "file" (file:///path/to/backups, or backup.path)',
     });
+  });
+
+  test("an s3 backup needs an s3:// url, both keys or neither, and growing levels", () => {
+    expect(problemAt(MINIMAL + "backup:\n  type: s3\n", "backup.url").message).toMatch(/is required/);
+    expect(problemAt(MINIMAL + "backup:\n  type: s3\n  url: http://x\n", "backup.url").message).toBe('must be s3://bucket[/prefix], got "http://x"');
+    expect(problemAt(MINIMAL + "backup:\n  type: s3\n  url: s3://b\n  access-key-id: k\n", "backup.secret-access-key").message).toMatch(/give both/);
+    expect(problemAt(MINIMAL + "backup:\n  type: s3\n  url: s3://b\n  levels: [5m, 30s]\n", "backup.levels[1]").message).toBe(
+      "must be longer than the level before it",
+    );
+    expect(problemAt(MINIMAL + "backup:\n  type: s3\n  url: s3://b\n  interval: 0s\n", "backup.interval").message).toMatch(/greater than zero/);
+  });
+
+  test("an s3 backup with an endpoint uses path-style URLs unless told otherwise", () => {
+    const b = parse(MINIMAL + "backup:\n  type: s3\n  url: s3://bucket/p\n  endpoint: http://127.0.0.1:9000\n").backup;
+    expect(b).toMatchObject({ type: "s3", url: "s3://bucket/p", endpoint: "http://127.0.0.1:9000", forcePathStyle: true });
   });
 
   test("log.format must be text or json", () => {
