@@ -1,3 +1,4 @@
+import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { loadConfig, type Config } from "../config/index.js";
 import type { Daemon } from "../daemon/daemon.js";
@@ -48,7 +49,7 @@ async function runMount(flags: MountFlags, appArgv: string[]): Promise<number> {
 
   // Loaded here, not at the top: the other verbs need none of FUSE, SQLite or the node (and its ~15 MB).
   const { Daemon } = await import("../daemon/daemon.js");
-  const daemon = new Daemon({ config, log, skipUnmount: flags.skipUnmount, fuseDebug: flags.fuseDebug });
+  const daemon = new Daemon({ config, log, skipUnmount: flags.skipUnmount, fuseDebug: flags.fuseDebug, onCatchUp: catchUpBar() });
   try {
     await daemon.start();
   } catch (err) {
@@ -58,6 +59,24 @@ async function runMount(flags: MountFlags, appArgv: string[]): Promise<number> {
 
   const commands = appArgv.length ? [{ argv: appArgv, ifCandidate: false }] : execCommands(config);
   return supervise(daemon, commands, config);
+}
+
+/**
+ * On a terminal (stderr), a replica's first catch-up as a progress bar, in transactions (as the
+ * primary counted them when the stream opened); nothing in logs and pipes. A log line printed
+ * meanwhile lands above the bar, which is drawn again below it.
+ */
+function catchUpBar(): ((done: number, total: number, finished: boolean) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let bar: SingleBar | null = null;
+  return (done, total, finished) => {
+    if (!bar) {
+      bar = new SingleBar({ format: "catching up with the primary [{bar}] {percentage}% | {value}/{total} transactions | {eta}s left", hideCursor: true, stream: process.stderr });
+      bar.start(total, 0);
+    }
+    bar.update(done);
+    if (finished) bar.stop();
+  };
 }
 
 function execCommands(config: Config): Array<{ argv: string[]; ifCandidate: boolean }> {

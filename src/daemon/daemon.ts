@@ -21,6 +21,8 @@ import { testRoutes } from "./test-hooks.js";
 export interface DaemonOptions {
   config: Config;
   log: Logger;
+  /** A replica's first catch-up, in transactions (a progress bar on a terminal). */
+  onCatchUp?: (done: number, total: number, finished: boolean) => void;
   skipUnmount?: boolean;
   fuseDebug?: boolean;
 }
@@ -130,6 +132,7 @@ export class Daemon {
           hostname: config.lease.hostname,
           token: config.http.token,
           connections,
+          onCatchUp: this.opts.onCatchUp,
           databases: config.lease.databases,
           candidate: config.lease.candidate,
           apiUrl: urls.apiUrl,

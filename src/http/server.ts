@@ -8,6 +8,7 @@ import { LitefsError } from "../errors.js";
 import type { Node } from "../node/node.js";
 import type { NodeErrorCode } from "../node/errors.js";
 import type { StoreErrorCode } from "../store/errors.js";
+import type { Position } from "../ltx/index.js";
 import type { Store } from "../store/store.js";
 import { isAuthorized } from "./auth.js";
 import { HttpError } from "./errors.js";
@@ -280,6 +281,8 @@ export class ApiServer {
       ...(proxyUrl && { "litefs-primary-proxy-url": proxyUrl }),
       // Synchronous replication: the replica acknowledges each LTX file once durable (POST /ack).
       ...(node.syncEnabled && { "litefs-sync-acks": "1" }),
+      // How many transactions the replica is behind: the size of its first catch-up (a progress bar).
+      "litefs-catch-up-txids": String(catchUpTxids(store, parsed.positions, parsed.databases)),
     });
     res.flushHeaders();
     log.info({ replica: parsed.hostname, node: parsed.nodeId }, "replica connected");
@@ -299,6 +302,17 @@ async function serveMetrics(req: http.IncomingMessage, res: http.ServerResponse,
   const text = await metrics.scrape();
   res.writeHead(200, { "content-type": metrics.contentType, "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
   res.end(text);
+}
+
+/** Transactions a replica at `positions` lacks of the databases it wants (all of a database it has none of, or a diverged one). */
+function catchUpTxids(store: Store, positions: ReadonlyMap<string, Position>, wanted: readonly string[] | null): number {
+  let total = 0;
+  for (const db of store.allDatabases()) {
+    if (wanted && !wanted.includes(db.name)) continue;
+    const have = positions.get(db.name)?.txid ?? 0;
+    total += have <= db.position.txid ? db.position.txid - have : db.position.txid;
+  }
+  return total;
 }
 
 function httpStatus(err: unknown): number {

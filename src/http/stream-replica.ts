@@ -29,6 +29,11 @@ export interface ReplicaStreamOptions extends ReplicaSessionOptions {
   /** No frame for this long (heartbeats come every second) means the primary is gone. */
   idleTimeoutMs?: number;
   observer?: ReplicationObserver;
+  /**
+   * The first catch-up's progress, in transactions (`total` as the primary counted them when the
+   * stream opened), then once more with `finished` when the replica has caught up (a progress bar).
+   */
+  onCatchUp?: (done: number, total: number, finished: boolean) => void;
 }
 
 /**
@@ -49,6 +54,8 @@ export class ReplicaStream implements ReplicaSession {
   private connected = false;
   /** Synchronous replication: acknowledges durable files to the primary of this session (POST /ack); null when it did not ask. */
   private acks: ((db: string, txid: number) => void) | null = null;
+  /** The first catch-up: transactions to go (from the primary) and applied so far; null once caught up. */
+  private catchUp: { total: number; done: number } | null = null;
   private syncedAt = Date.now();
   private lastFrameAt = 0;
   private readyWaiters: Array<() => void> = [];
@@ -151,6 +158,8 @@ export class ReplicaStream implements ReplicaSession {
     const hostname = String(res.headers["litefs-primary-hostname"] ?? primary.hostname);
     this.connected = true;
     this.acks = res.headers["litefs-sync-acks"] === "1" ? this.acknowledger(primary.advertiseUrl) : null;
+    const behind = Number(res.headers["litefs-catch-up-txids"]);
+    if (!this.ready && this.opts.onCatchUp && Number.isSafeInteger(behind) && behind > 0) this.catchUp = { total: behind, done: 0 };
     const proxyUrl = headerValue(res.headers["litefs-primary-proxy-url"]) ?? primary.proxyUrl;
     this.opts.onPrimary({ hostname, advertiseUrl: primary.advertiseUrl, ...(proxyUrl !== undefined && { proxyUrl }) });
     log.info({ primary: hostname, url: primary.advertiseUrl }, "connected to primary");
@@ -171,6 +180,8 @@ export class ReplicaStream implements ReplicaSession {
             break;
           }
           case FrameType.Ready:
+            if (this.catchUp) this.opts.onCatchUp?.(this.catchUp.total, this.catchUp.total, true);
+            this.catchUp = null;
             this.markSynced(true);
             log.info("caught up with the primary");
             break;
@@ -274,6 +285,7 @@ export class ReplicaStream implements ReplicaSession {
     const count = batch.files.length;
     if (count > 0) {
       const started = Date.now();
+      const before = db.position.txid;
       try {
         await applyReceivedBatch(db, batch.files, this.opts.writer, { onInstalled: this.acks ? (txid) => this.acks!(db.name, txid) : undefined });
       } catch (err) {
@@ -291,6 +303,11 @@ export class ReplicaStream implements ReplicaSession {
         this.opts.log.info({ db: db.name, txid: header.maxTxid, pages: header.commit }, "snapshot received from the primary and applied");
       }
       if (this.ready) this.markSynced(false);
+      if (this.catchUp) {
+        const moved = db.position.txid >= before ? db.position.txid - before : db.position.txid;
+        this.catchUp.done = Math.min(this.catchUp.total, this.catchUp.done + moved);
+        this.opts.onCatchUp?.(this.catchUp.done, this.catchUp.total, false);
+      }
     }
     if (failure) {
       this.failedAt = { db: db.name, txid: db.position.txid };

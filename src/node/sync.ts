@@ -134,7 +134,11 @@ export class SyncReplication {
     const replica = this.opts.replicas.find(nodeId);
     if (!replica || !this.active) return;
     if (txid > (replica.acked.get(db) ?? 0)) replica.acked.set(db, txid);
-    if (!this.members.has(nodeId)) this.maybeJoin(replica);
+    const member = this.members.get(nodeId);
+    // A member that reconnected (kept in the set under sync-strict) is the same node with the
+    // same disk: its new stream's acknowledgements count.
+    if (member && member !== replica) this.members.set(nodeId, replica);
+    if (!member) this.maybeJoin(replica);
     this.check();
   }
 
