@@ -391,9 +391,18 @@ export class FileSystem {
     }
   }
 
-  /** Every database directory that changed is synced by the core itself; this covers the rest. */
+  /**
+   * SQLite fsyncs the mount's directory after creating a journal or WAL: like any fsync it
+   * makes the LTX files written so far durable first. The backing folders it names are synced
+   * by the core itself.
+   */
   private fsyncdir(cb: Callback): void {
-    cb(0);
+    try {
+      this.store.syncAllLtx();
+      return cb(0);
+    } catch (err) {
+      return cb(this.toErrno(err, "/", "fsyncdir"));
+    }
   }
 
   private access(p: string, cb: Callback): void {

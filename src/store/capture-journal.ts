@@ -59,6 +59,10 @@ export class JournalCapture {
       commit,
       pgnos: dirty,
       readPage: (pgno) => file.readAt((pgno - 1) * header.pageSize, header.pageSize),
+      // SQLite fsynced these pages into the database file before this commit; the journal's
+      // removal may reach the disk before any later fsync, and recovery could not tell what
+      // changed without the LTX. So a rollback-journal commit's LTX is durable before it passes.
+      durable: true,
     });
     if (written) db.log.debug({ txid: db.position.txid, pages: dirty.length, how }, "journal commit captured");
   }
