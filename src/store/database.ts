@@ -153,13 +153,14 @@ export class Database {
         this.writeDatabase(buf, length, position);
         break;
       case "journal":
+        this.journal.journalChanged();
         this.journal.beforeJournalWrite(buf, length, position);
         this.files.journal.write(buf, length, position);
         this.journal.afterJournalWrite(buf, length, position);
         break;
       case "wal":
         this.files.wal.write(buf, length, position);
-        this.wal.afterWrite(position, length);
+        this.wal.afterWrite(buf, position, length);
         break;
       case "shm":
         this.files.shm.write(buf, length, position);
@@ -173,6 +174,7 @@ export class Database {
     this.assertNotDeleted("truncate", kind);
     switch (kind) {
       case "journal":
+        this.journal.journalChanged();
         if (size === 0) this.journal.onInvalidate("truncate");
         this.files.journal.truncate(size);
         break;
@@ -202,6 +204,7 @@ export class Database {
   }
 
   create(kind: FileKind): void {
+    if (kind === "journal") this.journal.journalChanged();
     if (kind === "database") this.markCreated();
     else this.files[kind].open(true);
   }
@@ -210,6 +213,7 @@ export class Database {
   unlink(kind: FileKind): CommitWait {
     switch (kind) {
       case "journal":
+        this.journal.journalChanged();
         this.journal.onInvalidate("unlink");
         this.files.journal.unlink();
         break;
@@ -398,10 +402,12 @@ export class Database {
   /** A write by the mount agent through the mount: already captured on the primary. */
   applyWrite(kind: FileKind, buf: Uint8Array, length: number, position: number): void {
     this.stats.writes[kind]++;
+    if (kind === "journal") this.journal.journalChanged();
     this.files[kind].write(buf, length, position);
   }
 
   applyTruncate(kind: FileKind, size: number): void {
+    if (kind === "journal") this.journal.journalChanged();
     this.files[kind].truncate(size);
     // The agent emptied what a cut-off primary term left behind: forget its capture state.
     if (kind === "wal") this.wal.afterTruncate(size);
