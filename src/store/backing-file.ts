@@ -126,3 +126,35 @@ export async function syncDirectoryAsync(dir: string): Promise<void> {
     await fh.close();
   }
 }
+
+/** fsync a file by path; `missingOk`: one removed meanwhile (retention) needs nothing. */
+export function fsyncFile(file: string, missingOk = false): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch (err) {
+    if (missingOk && (err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** As `fsyncFile`, on the thread pool. */
+export async function fsyncFileAsync(file: string, missingOk = false): Promise<void> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, "r");
+  } catch (err) {
+    if (missingOk && (err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,5 +1,4 @@
 import * as fs from "node:fs";
-import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import {
   LtxEncoder,
@@ -9,7 +8,8 @@ import {
   parseLtxFilename,
   type LtxHeader,
 } from "../ltx/index.js";
-import { syncDirectory, syncDirectoryAsync } from "./backing-file.js";
+import { syncFilesystem } from "../os/syncfs.js";
+import { fsyncFile, fsyncFileAsync, syncDirectory, syncDirectoryAsync } from "./backing-file.js";
 
 export interface LtxFileInfo {
   minTxid: number;
@@ -24,6 +24,8 @@ export interface WrittenLtx {
 }
 
 const TMP_SUFFIX = ".tmp";
+/** Up to this many pending files the timer fsyncs one by one; more are made durable with one syncfs. */
+const FSYNC_EACH_UP_TO = 2;
 const WRITE_BUFFER_SIZE = 256 * 1024;
 
 /**
@@ -61,7 +63,7 @@ export class LtxDirectory {
   syncPending(): void {
     if (!this.hasPending) return;
     const gen = this.writeGen;
-    for (const file of this.pending) fsyncPath(file);
+    for (const file of this.pending) fsyncFile(file, true);
     this.pending.clear();
     syncDirectory(this.dir);
     this.syncedGen = gen;
@@ -72,8 +74,11 @@ export class LtxDirectory {
     if (!this.hasPending) return;
     const gen = this.writeGen;
     const batch = [...this.pending];
-    for (const file of batch) await fsyncPathAsync(file);
-    await syncDirectoryAsync(this.dir);
+    // Past a couple of files one syncfs (files and folder) beats an fsync each (see src/os/syncfs.ts).
+    if (batch.length <= FSYNC_EACH_UP_TO || !(await syncFilesystem(this.dir))) {
+      for (const file of batch) await fsyncFileAsync(file, true);
+      await syncDirectoryAsync(this.dir);
+    }
     for (const file of batch) this.pending.delete(file);
     if (this.syncedGen < gen) this.syncedGen = gen;
   }
@@ -144,7 +149,7 @@ export class LtxDirectory {
   /** Encodes an LTX file at `filePath` and fsyncs it (unless skip-sync); removed again on failure. */
   writeTo(filePath: string, header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint): WrittenLtx {
     const written = this.encode(filePath, header, compress, fill);
-    if (!this.skipSync) fsyncPath(filePath);
+    if (!this.skipSync) fsyncFile(filePath);
     return written;
   }
 
@@ -218,37 +223,6 @@ export class BufferedWriter {
 function writeAll(fd: number, data: Uint8Array): void {
   let done = 0;
   while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done);
-}
-
-/** fsync a file by path; one removed meanwhile (retention) needs nothing. */
-function fsyncPath(file: string): void {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, "r");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-async function fsyncPathAsync(file: string): Promise<void> {
-  let fh: fsp.FileHandle;
-  try {
-    fh = await fsp.open(file, "r");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /** The post-apply checksum in an LTX file's trailer (its last TRAILER_SIZE bytes). */
