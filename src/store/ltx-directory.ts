@@ -138,22 +138,20 @@ export class LtxDirectory {
    */
   write(header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint, durable: boolean): WrittenLtx {
     const finalPath = this.pathOf(header.minTxid, header.maxTxid);
-    const written = this.encode(finalPath, header, compress, fill);
+    const written = this.encode(finalPath, header, compress, fill, durable && !this.skipSync);
     if (this.skipSync) return written;
-    this.pending.add(finalPath);
     this.writeGen++;
-    if (durable) this.syncPending();
+    if (durable) this.syncPending(); // the files still pending before it, and the folder
+    else this.pending.add(finalPath);
     return written;
   }
 
   /** Encodes an LTX file at `filePath` and fsyncs it (unless skip-sync); removed again on failure. */
   writeTo(filePath: string, header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint): WrittenLtx {
-    const written = this.encode(filePath, header, compress, fill);
-    if (!this.skipSync) fsyncFile(filePath);
-    return written;
+    return this.encode(filePath, header, compress, fill, !this.skipSync);
   }
 
-  private encode(filePath: string, header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint): WrittenLtx {
+  private encode(filePath: string, header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint, fsync: boolean): WrittenLtx {
     const fd = fs.openSync(filePath, "w", 0o644);
     try {
       const out = new BufferedWriter(fd);
@@ -161,6 +159,7 @@ export class LtxDirectory {
       const postApplyChecksum = fill(enc);
       const result = enc.finish(postApplyChecksum);
       out.flush();
+      if (fsync) fs.fsyncSync(fd);
       fs.closeSync(fd);
       return { path: filePath, size: result.size, fileChecksum: result.fileChecksum };
     } catch (err) {
