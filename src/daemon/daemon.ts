@@ -60,6 +60,8 @@ export class Daemon {
       dataDir: config.data.dir,
       compress: config.data.compress,
       skipSync: config.skipSync,
+      // Synchronous replication promises the primary's own LTX is durable before a commit returns.
+      durableCommits: config.replication.syncReplicas > 0,
       retentionMs: config.data.retentionMs,
       retentionMonitorIntervalMs: config.data.retentionMonitorIntervalMs,
       logger: log,

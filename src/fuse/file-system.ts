@@ -7,12 +7,15 @@ import { StoreError } from "../store/errors.js";
 import type { CommitWait } from "../store/events.js";
 import type { Store } from "../store/store.js";
 import type { WriteAuthority } from "../store/write-authority.js";
-import { DatabaseFileNode } from "./database-node.js";
+import { DatabaseFileNode, statDatabaseFile } from "./database-node.js";
 import { LAG_FILE, PRIMARY_FILE, fileName, parseMountPath, type MountEntry } from "./names.js";
 import { SyntheticFileNode, lagNode, posNode, primaryNode } from "./synthetic-nodes.js";
 import { accessFor, truncateWith, unlinkWith, writeWith, type HandleAccess } from "./write-access.js";
 
 type Callback = (...args: any[]) => void;
+
+/** How many parsed paths getattr remembers before it starts over. */
+const MAX_REMEMBERED_ENTRIES = 1024;
 
 const E = os.constants.errno;
 /** fuse-native wants negative errno values. */
@@ -85,6 +88,10 @@ export class FileSystem {
   private readonly store: Store;
   private readonly node: MountedNode;
   private readonly log: Logger;
+  /** Paths already parsed (entries are immutable). */
+  private readonly entries = new Map<string, MountEntry | null>();
+  /** Every getattr answer of a database file, reused: fuse-native copies it before the callback returns. */
+  private readonly statReply = { mode: 0, size: 0, mtime: 0, atime: 0, ctime: 0, uid: this.uid, gid: this.gid, nlink: 1 };
   /** performance.now() when the handler of the request being handled started; NaN between requests. */
   private handlerStartedAt = NaN;
 
@@ -163,18 +170,34 @@ export class FileSystem {
   // ---- lookups -----------------------------------------------------------------------------
 
   private getattr(p: string, cb: Callback): void {
-    const entry = parseMountPath(p);
+    const entry = this.entryOf(p);
     if (!entry) return cb(errno.ENOENT);
     if (entry.type === "root") return cb(0, this.dirStat());
-    const node = this.nodeFor(entry);
-    if (!node) return cb(errno.ENOENT);
     try {
-      const st = node.stat();
+      if (entry.type === "database-file") {
+        // The hot lookup (SQLite stats its files on every transaction): no node, no new object.
+        const db = this.store.database(entry.db);
+        const out = this.statReply;
+        if (!db || !statDatabaseFile(db, entry.kind, this.node.writeAuthority(db.name), out)) return cb(errno.ENOENT);
+        return cb(0, out);
+      }
+      const st = this.nodeFor(entry)?.stat();
       if (!st) return cb(errno.ENOENT);
       return cb(0, { ...st, uid: this.uid, gid: this.gid, nlink: 1 });
     } catch (err) {
       return cb(this.toErrno(err, p, "stat"));
     }
+  }
+
+  /** parseMountPath, remembered: the same few names are looked up over and over. */
+  private entryOf(p: string): MountEntry | null {
+    let entry = this.entries.get(p);
+    if (entry === undefined) {
+      entry = parseMountPath(p);
+      if (this.entries.size >= MAX_REMEMBERED_ENTRIES) this.entries.clear(); // names probed at random must not grow it forever
+      this.entries.set(p, entry);
+    }
+    return entry;
   }
 
   private readdir(p: string, cb: Callback): void {
@@ -391,9 +414,18 @@ export class FileSystem {
     }
   }
 
-  /** Every database directory that changed is synced by the core itself; this covers the rest. */
+  /**
+   * SQLite fsyncs the mount's directory after creating a journal or WAL: like any fsync it
+   * makes the LTX files written so far durable first. The backing folders it names are synced
+   * by the core itself.
+   */
   private fsyncdir(cb: Callback): void {
-    cb(0);
+    try {
+      this.store.syncAllLtx();
+      return cb(0);
+    } catch (err) {
+      return cb(this.toErrno(err, "/", "fsyncdir"));
+    }
   }
 
   private access(p: string, cb: Callback): void {

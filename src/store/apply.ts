@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
-import * as fsp from "node:fs/promises";
 import { CHECKSUM_FLAG, LtxDecoder, Position, isSnapshot, type LtxEvent, type LtxHeader, type LtxTrailer } from "../ltx/index.js";
 import { syncFilesystem } from "../os/syncfs.js";
+import { fsyncFileAsync, syncDirectoryAsync } from "./backing-file.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
 import type { PageChecksums } from "./page-checksums.js";
@@ -278,7 +278,7 @@ export async function applyReceivedBatch(
  */
 async function install(db: Database, files: readonly ReceivedLtx[]): Promise<string[]> {
   if (!db.skipSync && (files.length <= FSYNC_EACH_UP_TO || !(await syncFilesystem(db.ltx.dir)))) {
-    for (const f of files) await fsyncPath(f.tmpPath);
+    for (const f of files) await fsyncFileAsync(f.tmpPath);
   }
   const paths: string[] = [];
   for (const f of files) {
@@ -286,20 +286,11 @@ async function install(db: Database, files: readonly ReceivedLtx[]): Promise<str
     fs.renameSync(f.tmpPath, finalPath);
     paths.push(finalPath);
   }
-  if (!db.skipSync) await fsyncPath(db.ltx.dir);
+  if (!db.skipSync) await syncDirectoryAsync(db.ltx.dir);
   return paths;
 }
 
 /** fsync of a file or a directory. */
-async function fsyncPath(file: string): Promise<void> {
-  const fh = await fsp.open(file, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 function writeAll(fd: number, data: Uint8Array): void {
   let done = 0;
   while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done);

@@ -15,13 +15,27 @@ export type JournalInvalidation = "unlink" | "truncate" | "persist";
 export class JournalCapture {
   private dirty = new Set<number>();
   private headerSeen = false;
+  /**
+   * The journal was checked and holds no transaction, and nothing touched it since: a database
+   * write outside a journal (a WAL checkpoint) then costs no system call. Every change to the
+   * journal file goes through Database, which calls `journalChanged`.
+   */
+  private knownInactive = false;
 
   constructor(private readonly db: Database) {}
 
   /** A transaction is in progress: the journal header carries SQLite's magic. */
   get active(): boolean {
-    if (!this.headerSeen) this.headerSeen = this.journalHeaderValid();
+    if (this.headerSeen) return true;
+    if (this.knownInactive) return false;
+    this.headerSeen = this.journalHeaderValid();
+    this.knownInactive = !this.headerSeen;
     return this.headerSeen;
+  }
+
+  /** The journal file was written, cut, created or removed: `active` must look again. */
+  journalChanged(): void {
+    this.knownInactive = false;
   }
 
   onDatabaseWrite(position: number, length: number): void {
@@ -59,6 +73,10 @@ export class JournalCapture {
       commit,
       pgnos: dirty,
       readPage: (pgno) => file.readAt((pgno - 1) * header.pageSize, header.pageSize),
+      // SQLite fsynced these pages into the database file before this commit; the journal's
+      // removal may reach the disk before any later fsync, and recovery could not tell what
+      // changed without the LTX. So a rollback-journal commit's LTX is durable before it passes.
+      durable: true,
     });
     if (written) db.log.debug({ txid: db.position.txid, pages: dirty.length, how }, "journal commit captured");
   }
@@ -66,6 +84,7 @@ export class JournalCapture {
   reset(): void {
     this.dirty.clear();
     this.headerSeen = false;
+    this.knownInactive = false;
   }
 
   private journalHeaderValid(): boolean {

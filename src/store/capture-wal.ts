@@ -32,6 +32,9 @@ export class WalCapture {
    * checkpoint may copy any of them (readers can pin an older one), and nothing else.
    */
   private readonly committedVersions = new Map<number, Set<bigint>>();
+  /** The last frame header seen written whole (its WAL offset, -1: none) and its commit field. */
+  private lastFrameHeaderAt = -1;
+  private lastFrameCommit = 0;
 
   constructor(private readonly db: Database) {}
 
@@ -45,33 +48,57 @@ export class WalCapture {
     return this.committedVersions.get(pgno)?.has(sum) ?? false;
   }
 
-  afterWrite(position: number, length: number): void {
+  afterWrite(buf: Uint8Array, position: number, length: number): void {
     if (position < WAL_HEADER_SIZE) {
-      this.loadHeader();
+      this.loadHeader(position === 0 && length >= WAL_HEADER_SIZE ? buf : null);
       if (position + length <= WAL_HEADER_SIZE) return;
     }
-    const header = this.header ?? this.loadHeader();
+    const header = this.header ?? this.loadHeader(null);
     if (!header) return;
     const frameSize = walFrameSize(header.pageSize);
     const end = position + length;
-    if (end <= this.committedEnd) return;
     // The frame holding the last byte written: does it end a transaction, and is it whole?
     const frameIndex = Math.floor((end - 1 - WAL_HEADER_SIZE) / frameSize);
     const frameOffset = WAL_HEADER_SIZE + frameIndex * frameSize;
-    const wal = this.db.files.wal;
-    if (wal.size() < frameOffset + frameSize) return;
-    const frameHeader = wal.readAt(frameOffset, WAL_FRAME_HEADER_SIZE);
-    if (new DataView(frameHeader.buffer, frameHeader.byteOffset).getUint32(WAL_FRAME_COMMIT_OFFSET) === 0) return;
+    let commit = this.noteFrameHeader(buf, position, end, frameOffset);
+    if (end <= this.committedEnd) return;
+    if (commit < 0 && this.lastFrameHeaderAt === frameOffset) commit = this.lastFrameCommit;
+    if (commit === 0) return;
+    // SQLite writes a frame's header, then its page: when this write is that page and the header
+    // was seen (or is in this write), the frame is whole with no system call to ask.
+    if (commit < 0 || end !== frameOffset + frameSize) {
+      const wal = this.db.files.wal;
+      if (wal.size() < frameOffset + frameSize) return;
+      const frameHeader = wal.readAt(frameOffset, WAL_FRAME_HEADER_SIZE);
+      if (new DataView(frameHeader.buffer, frameHeader.byteOffset).getUint32(WAL_FRAME_COMMIT_OFFSET) === 0) return;
+    }
     this.captureCommitted();
   }
 
+  /**
+   * Remembers the commit field of the frame header at `frameOffset` when this write holds it
+   * whole, and returns it (else -1); forgets a remembered header this write overwrote in part.
+   */
+  private noteFrameHeader(buf: Uint8Array, position: number, end: number, frameOffset: number): number {
+    if (position <= frameOffset && end >= frameOffset + WAL_FRAME_HEADER_SIZE) {
+      const at = frameOffset - position + WAL_FRAME_COMMIT_OFFSET;
+      this.lastFrameHeaderAt = frameOffset;
+      this.lastFrameCommit = ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
+      return this.lastFrameCommit;
+    }
+    if (position < this.lastFrameHeaderAt + WAL_FRAME_HEADER_SIZE && end > this.lastFrameHeaderAt) this.lastFrameHeaderAt = -1;
+    return -1;
+  }
+
   afterTruncate(size: number): void {
+    this.lastFrameHeaderAt = -1;
     if (size < WAL_HEADER_SIZE) this.reset();
   }
 
   /** Called when the WAL starts over (new header, truncation, unlink). */
   reset(): void {
     this.header = null;
+    this.lastFrameHeaderAt = -1;
     this.committedEnd = 0;
     this.committedSum = [0, 0];
     this.committedPages.clear();
@@ -79,14 +106,18 @@ export class WalCapture {
   }
 
   /** A new WAL header means a new generation: every earlier frame has been checkpointed. */
-  private loadHeader(): WalHeader | null {
-    const wal = this.db.files.wal;
-    if (wal.size() < WAL_HEADER_SIZE) return null;
-    const buf = wal.readAt(0, WAL_HEADER_SIZE);
+  private loadHeader(written: Uint8Array | null): WalHeader | null {
+    let buf = written?.subarray(0, WAL_HEADER_SIZE) ?? null;
+    if (!buf) {
+      const wal = this.db.files.wal;
+      if (wal.size() < WAL_HEADER_SIZE) return null;
+      buf = wal.readAt(0, WAL_HEADER_SIZE);
+    }
     if (!isWalHeaderValid(buf)) return null;
     const header = parseWalHeader(buf);
     if (this.header && this.header.salt1 === header.salt1 && this.header.salt2 === header.salt2) return this.header;
     this.header = header;
+    this.lastFrameHeaderAt = -1;
     this.committedEnd = WAL_HEADER_SIZE;
     this.committedSum = header.checksum;
     this.committedPages.clear();

@@ -18,6 +18,12 @@ export interface DatabaseOptions {
   dir: string;
   compress: boolean;
   skipSync: boolean;
+  /**
+   * Every commit's LTX is fsynced before SQLite hears the commit completed, whatever SQLite's
+   * synchronous setting (synchronous replication promises it). Otherwise a WAL commit's LTX is
+   * made durable at SQLite's next fsync, or by the Store's timer (see Database.sync).
+   */
+  durableCommits: boolean;
   nodeId: bigint;
   logger: Logger;
   /** Tells the Store what changed; for a local commit, answers what the commit must wait for. */
@@ -40,6 +46,8 @@ export interface TransactionPages {
   walSalt2?: number;
   /** Record the transaction even if it left every page as it was (a WAL commit is never a rollback). */
   always?: boolean;
+  /** Fsync the LTX before returning even without `durableCommits` (a rollback-journal commit: see capture-journal.ts). */
+  durable?: boolean;
   /** Receives the checksum of every page the transaction wrote, once it is recorded. */
   onRecorded?(sums: ReadonlyMap<number, bigint>): void;
 }
@@ -145,13 +153,14 @@ export class Database {
         this.writeDatabase(buf, length, position);
         break;
       case "journal":
+        this.journal.journalChanged();
         this.journal.beforeJournalWrite(buf, length, position);
         this.files.journal.write(buf, length, position);
         this.journal.afterJournalWrite(buf, length, position);
         break;
       case "wal":
         this.files.wal.write(buf, length, position);
-        this.wal.afterWrite(position, length);
+        this.wal.afterWrite(buf, position, length);
         break;
       case "shm":
         this.files.shm.write(buf, length, position);
@@ -165,6 +174,7 @@ export class Database {
     this.assertNotDeleted("truncate", kind);
     switch (kind) {
       case "journal":
+        this.journal.journalChanged();
         if (size === 0) this.journal.onInvalidate("truncate");
         this.files.journal.truncate(size);
         break;
@@ -183,11 +193,18 @@ export class Database {
     return this.takeCommitWait();
   }
 
+  /**
+   * SQLite fsyncs one of the database's files: every LTX written so far becomes durable before
+   * the file does, so whatever SQLite made durable is never ahead of the LTX history.
+   */
   sync(kind: FileKind): void {
-    if (!this.opts.skipSync) this.files[kind].sync();
+    if (this.opts.skipSync) return;
+    this.ltx.syncPending();
+    this.files[kind].sync();
   }
 
   create(kind: FileKind): void {
+    if (kind === "journal") this.journal.journalChanged();
     if (kind === "database") this.markCreated();
     else this.files[kind].open(true);
   }
@@ -196,6 +213,7 @@ export class Database {
   unlink(kind: FileKind): CommitWait {
     switch (kind) {
       case "journal":
+        this.journal.journalChanged();
         this.journal.onInvalidate("unlink");
         this.files.journal.unlink();
         break;
@@ -233,12 +251,17 @@ export class Database {
     if (this.pageSize === 0) this.refuse("STORE_NOT_A_DATABASE", `write at offset ${position} before page 1 holds a SQLite header`);
     if (this.journal.active) {
       this.journal.onDatabaseWrite(position, length);
-    } else if (!this.isCheckpointWrite(buf, length, position)) {
-      this.refuse(
-        "STORE_WRITE_OUTSIDE_TRANSACTION",
-        `database written outside a SQLite transaction (no rollback journal, not a WAL checkpoint of committed pages): refused; ` +
-          `journal_mode OFF and MEMORY cannot be replicated (use DELETE, TRUNCATE, PERSIST or WAL); ${USE_IMPORT}`,
-      );
+    } else {
+      if (!this.isCheckpointWrite(buf, length, position)) {
+        this.refuse(
+          "STORE_WRITE_OUTSIDE_TRANSACTION",
+          `database written outside a SQLite transaction (no rollback journal, not a WAL checkpoint of committed pages): refused; ` +
+            `journal_mode OFF and MEMORY cannot be replicated (use DELETE, TRUNCATE, PERSIST or WAL); ${USE_IMPORT}`,
+        );
+      }
+      // SQLite fsyncs the WAL before a checkpoint (which synced them already) unless synchronous=OFF:
+      // even then the database file never holds a page whose LTX a power cut could lose.
+      if (!this.opts.skipSync) this.ltx.syncPending();
     }
     this.files.database.write(buf, length, position);
   }
@@ -323,10 +346,15 @@ export class Database {
     };
     let written: WrittenLtx;
     try {
-      written = this.ltx.write(header, this.opts.compress, (enc: LtxEncoder) => {
-        for (const pgno of pgnos) enc.encodePage(pgno, tx.readPage(pgno));
-        return postApply;
-      });
+      written = this.ltx.write(
+        header,
+        this.opts.compress,
+        (enc: LtxEncoder) => {
+          for (const pgno of pgnos) enc.encodePage(pgno, tx.readPage(pgno));
+          return postApply;
+        },
+        this.opts.durableCommits || tx.durable === true,
+      );
     } catch (err) {
       throw new StoreError("STORE_CAPTURE_FAILED", `${this.name}: cannot write LTX for TXID ${txid}: ${(err as Error).message}`, {
         cause: err,
@@ -359,7 +387,7 @@ export class Database {
         walSalt2: 0,
         nodeId: this.opts.nodeId,
       };
-      const written = this.ltx.write(header, this.opts.compress, () => CHECKSUM_FLAG);
+      const written = this.ltx.write(header, this.opts.compress, () => CHECKSUM_FLAG, true);
       this.pos = new Position(txid, CHECKSUM_FLAG);
       this.emitCommit("local", written.path, header.timestamp, 0);
     }
@@ -374,10 +402,12 @@ export class Database {
   /** A write by the mount agent through the mount: already captured on the primary. */
   applyWrite(kind: FileKind, buf: Uint8Array, length: number, position: number): void {
     this.stats.writes[kind]++;
+    if (kind === "journal") this.journal.journalChanged();
     this.files[kind].write(buf, length, position);
   }
 
   applyTruncate(kind: FileKind, size: number): void {
+    if (kind === "journal") this.journal.journalChanged();
     this.files[kind].truncate(size);
     // The agent emptied what a cut-off primary term left behind: forget its capture state.
     if (kind === "wal") this.wal.afterTruncate(size);

@@ -8,7 +8,8 @@ import {
   parseLtxFilename,
   type LtxHeader,
 } from "../ltx/index.js";
-import { syncDirectory } from "./backing-file.js";
+import { syncFilesystem } from "../os/syncfs.js";
+import { fsyncFile, fsyncFileAsync, syncDirectory, syncDirectoryAsync } from "./backing-file.js";
 
 export interface LtxFileInfo {
   minTxid: number;
@@ -23,18 +24,64 @@ export interface WrittenLtx {
 }
 
 const TMP_SUFFIX = ".tmp";
+/** Up to this many pending files the timer fsyncs one by one; more are made durable with one syncfs. */
+const FSYNC_EACH_UP_TO = 2;
 const WRITE_BUFFER_SIZE = 256 * 1024;
 
 /**
  * The `ltx/` folder of one database: committed transaction files named `min-max.ltx`.
- * A file is written under a temporary name, fsynced, renamed and the folder fsynced, so a crash
- * leaves either the whole file or none of it (temporary leftovers are removed at startup).
+ *
+ * A commit's file is written in place under its final name, in one synchronous call (nothing
+ * else on the event loop can see it half-written), and is durable only when asked: either at
+ * once (`write(..., durable)`) or later with every other pending file (`syncPending`, called
+ * when SQLite fsyncs, and `syncPendingAsync`, the daemon's timer). No temporary name, rename or
+ * per-file folder fsync: a file torn by a crash is told from a good one by its trailer's file
+ * checksum, and startup recovery discards it (recover.ts).
  */
 export class LtxDirectory {
+  /** Files written but not yet fsynced (paths); their folder entries are pending too. */
+  private readonly pending = new Set<string>();
+  /** Bumped by every write that leaves something pending; the folder is synced up to `syncedGen`. */
+  private writeGen = 0;
+  private syncedGen = 0;
+
   constructor(
     readonly dir: string,
     private readonly skipSync: boolean,
   ) {}
+
+  /** Whether files written since the last sync await their fsync. */
+  get hasPending(): boolean {
+    return this.writeGen !== this.syncedGen;
+  }
+
+  /**
+   * Makes every file written so far durable (each file, then the folder), synchronously: for a
+   * FUSE fsync, which must not return before they are. Files the timer is syncing right now are
+   * still in `pending` and are synced again here (an fsync of a clean file is cheap).
+   */
+  syncPending(): void {
+    if (!this.hasPending) return;
+    const gen = this.writeGen;
+    for (const file of this.pending) fsyncFile(file, true);
+    this.pending.clear();
+    syncDirectory(this.dir);
+    this.syncedGen = gen;
+  }
+
+  /** As `syncPending`, on the thread pool: what the daemon's timer calls, off the FUSE thread. */
+  async syncPendingAsync(): Promise<void> {
+    if (!this.hasPending) return;
+    const gen = this.writeGen;
+    const batch = [...this.pending];
+    // Past a couple of files one syncfs (files and folder) beats an fsync each (see src/os/syncfs.ts).
+    if (batch.length <= FSYNC_EACH_UP_TO || !(await syncFilesystem(this.dir))) {
+      for (const file of batch) await fsyncFileAsync(file, true);
+      await syncDirectoryAsync(this.dir);
+    }
+    for (const file of batch) this.pending.delete(file);
+    if (this.syncedGen < gen) this.syncedGen = gen;
+  }
 
   ensure(): void {
     fs.mkdirSync(this.dir, { recursive: true });
@@ -85,20 +132,26 @@ export class LtxDirectory {
 
 
   /**
-   * Writes one LTX file durably. `fill` receives the encoder and adds the pages; it returns
-   * the post-apply checksum for the trailer.
+   * Writes one LTX file under its final name. `fill` receives the encoder and adds the pages; it
+   * returns the post-apply checksum for the trailer. `durable`: fsynced with its folder before
+   * this returns (along with every pending file); otherwise pending until the next sync.
    */
-  write(header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint): WrittenLtx {
+  write(header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint, durable: boolean): WrittenLtx {
     const finalPath = this.pathOf(header.minTxid, header.maxTxid);
-    const tmpPath = finalPath + TMP_SUFFIX;
-    const written = this.writeTo(tmpPath, header, compress, fill);
-    fs.renameSync(tmpPath, finalPath);
-    if (!this.skipSync) syncDirectory(this.dir);
-    return { ...written, path: finalPath };
+    const written = this.encode(finalPath, header, compress, fill, durable && !this.skipSync);
+    if (this.skipSync) return written;
+    this.writeGen++;
+    if (durable) this.syncPending(); // the files still pending before it, and the folder
+    else this.pending.add(finalPath);
+    return written;
   }
 
-  /** Encodes an LTX file at `filePath` (fsynced unless skip-sync); removed again on failure. */
+  /** Encodes an LTX file at `filePath` and fsyncs it (unless skip-sync); removed again on failure. */
   writeTo(filePath: string, header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint): WrittenLtx {
+    return this.encode(filePath, header, compress, fill, !this.skipSync);
+  }
+
+  private encode(filePath: string, header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint, fsync: boolean): WrittenLtx {
     const fd = fs.openSync(filePath, "w", 0o644);
     try {
       const out = new BufferedWriter(fd);
@@ -106,7 +159,7 @@ export class LtxDirectory {
       const postApplyChecksum = fill(enc);
       const result = enc.finish(postApplyChecksum);
       out.flush();
-      if (!this.skipSync) fs.fsyncSync(fd);
+      if (fsync) fs.fsyncSync(fd);
       fs.closeSync(fd);
       return { path: filePath, size: result.size, fileChecksum: result.fileChecksum };
     } catch (err) {
@@ -129,7 +182,10 @@ export class LtxDirectory {
   }
 
   remove(files: readonly LtxFileInfo[]): void {
-    for (const f of files) fs.rmSync(f.path, { force: true });
+    for (const f of files) {
+      fs.rmSync(f.path, { force: true });
+      this.pending.delete(f.path);
+    }
     if (files.length && !this.skipSync) syncDirectory(this.dir);
   }
 

@@ -13,20 +13,7 @@ import { foldWal, rollbackJournal } from "./sqlite-repair.js";
  */
 export function recoverDatabase(db: Database): void {
   db.ltx.removeLeftovers();
-  const latest = db.ltx.latest();
-  let last: ReturnType<typeof decodeLtx> | null = null;
-  if (latest) {
-    try {
-      last = decodeLtx(fs.readFileSync(latest.path), latest.path);
-    } catch (err) {
-      throw new StoreError(
-        "STORE_BAD_LTX",
-        `database ${db.name}: cannot use its last LTX file ${latest.path}: ${(err as Error).message}; ` +
-          `refusing to start (restore the file, or remove the database directory to resync it from the primary)`,
-        { cause: err },
-      );
-    }
-  }
+  const last = lastCompleteLtx(db);
 
   rollbackHotJournal(db);
   checkpointWal(db, last?.header ?? null);
@@ -77,12 +64,67 @@ export function recoverDatabase(db: Database): void {
   if (found !== expected) {
     throw new StoreError(
       "STORE_CHECKSUM_MISMATCH",
-      `database ${db.name}: checksum mismatch at TXID ${formatTxid(last.header.maxTxid)}: last LTX ${latest!.path} says ` +
+      `database ${db.name}: checksum mismatch at TXID ${formatTxid(last.header.maxTxid)}: last LTX ${last.path} says ` +
         `${formatChecksum(expected)}, the database file has ${formatChecksum(found)}; refusing to start`,
     );
   }
   db.setPosition(new Position(last.header.maxTxid, expected));
   db.log.info({ pos: db.position.toString() }, "database recovered");
+}
+
+/**
+ * LTX files written in the last moments before a crash may not all be on disk whole: a commit's
+ * file is fsynced at SQLite's next fsync or by the Store's timer within a second (a power cut
+ * can tear any of those), and a daemon killed while writing one leaves it partial (its commit
+ * was never acknowledged). Every file written within this long of the newest one is verified.
+ */
+const UNSYNCED_WINDOW_MS = 10_000;
+
+/**
+ * The newest LTX file that is whole (its file checksum verifies), decoded, with its path; null
+ * when there is none. Torn files among the newest ones are removed with every file after them
+ * (the history must stay a chain); a bad file older than the window refuses the start, as damage
+ * that no crash of ours explains.
+ */
+function lastCompleteLtx(db: Database): (ReturnType<typeof decodeLtx> & { path: string }) | null {
+  const files = db.ltx.list();
+  if (files.length === 0) return null;
+  const newestMtime = mtimeOf(files[files.length - 1].path);
+  let good: (ReturnType<typeof decodeLtx> & { path: string }) | null = null;
+  let firstTorn = -1;
+  let i = files.length - 1;
+  for (; i >= 0; i--) {
+    const f = files[i];
+    const recent = i === files.length - 1 || mtimeOf(f.path) >= newestMtime - UNSYNCED_WINDOW_MS;
+    if (!recent && (good || firstTorn < 0)) break;
+    try {
+      const decoded = decodeLtx(fs.readFileSync(f.path), f.path);
+      good ??= { ...decoded, path: f.path };
+    } catch (err) {
+      if (!recent) {
+        throw new StoreError(
+          "STORE_BAD_LTX",
+          `database ${db.name}: cannot use LTX file ${f.path}: ${(err as Error).message}; ` +
+            `refusing to start (restore the file, or remove the database directory to resync it from the primary)`,
+          { cause: err },
+        );
+      }
+      firstTorn = i;
+      good = null;
+    }
+  }
+  if (firstTorn < 0) return good;
+  const discarded = files.slice(firstTorn);
+  db.ltx.remove(discarded);
+  db.log.warn(
+    { from: formatTxid(discarded[0].minTxid), to: formatTxid(discarded[discarded.length - 1].maxTxid), files: discarded.length },
+    `database ${db.name}: discarded ${discarded.length} trailing LTX file(s) from TXID ${formatTxid(discarded[0].minTxid)} that a crash left incomplete (never fsynced: SQLite had not fsynced those commits either, or had not heard they completed)`,
+  );
+  return good;
+}
+
+function mtimeOf(file: string): number {
+  return fs.statSync(file).mtimeMs;
 }
 
 /** At most this many trailing files are replayed (a replica applies up to 512 per batch). */
@@ -204,6 +246,6 @@ function adoptExistingDatabase(db: Database): void {
   const commit = db.checksums.pageCount;
   db.checksums.clear();
   const pgnos = Array.from({ length: commit }, (_, i) => i + 1);
-  db.commitTransaction({ commit, pgnos, readPage: (pgno) => file.readAt((pgno - 1) * pageSize, pageSize) });
+  db.commitTransaction({ commit, pgnos, readPage: (pgno) => file.readAt((pgno - 1) * pageSize, pageSize), durable: true });
   db.log.info({ pos: db.position.toString() }, "existing database adopted as a snapshot");
 }

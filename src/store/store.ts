@@ -12,12 +12,17 @@ export interface StoreOptions {
   dataDir: string;
   compress: boolean;
   skipSync: boolean;
+  /** Fsync every commit's LTX before the commit returns (synchronous replication); see Database. */
+  durableCommits?: boolean;
+  /** How soon a commit's LTX written without an fsync is made durable if SQLite sends none (ms). */
+  ltxSyncIntervalMs?: number;
   retentionMs: number;
   retentionMonitorIntervalMs: number;
   logger: Logger;
 }
 
 const NODE_ID_FILE = "id";
+const DEFAULT_LTX_SYNC_INTERVAL_MS = 1000;
 const DBS_DIR = "dbs";
 /** Files in transit (an import being received, an export being sent); emptied at every start. */
 const TMP_DIR = "tmp";
@@ -38,6 +43,8 @@ export class Store {
   private readonly listeners = new Set<(ev: StoreEvent) => void>();
   private readonly commitBarriers = new Set<CommitBarrier>();
   private retentionTimer: NodeJS.Timeout | null = null;
+  private ltxSyncTimer: NodeJS.Timeout | null = null;
+  private ltxSyncRunning = false;
   private retentionFloor: RetentionFloor = () => null;
   private tmpSeq = 0;
 
@@ -71,6 +78,44 @@ export class Store {
       this.dbs.set(name, db);
     }
     this.log.info({ databases: this.dbs.size }, "store opened");
+    this.startLtxSync();
+  }
+
+  // ---- durability of LTX files written without an fsync ----------------------------------------
+
+  /**
+   * A WAL commit under synchronous=NORMAL writes its LTX without an fsync (SQLite does not fsync
+   * either); SQLite's next fsync makes it durable (Database.sync), and this timer does within
+   * ltxSyncIntervalMs if none comes. It runs on the thread pool: never a stall of FUSE requests.
+   */
+  private startLtxSync(): void {
+    if (this.ltxSyncTimer || this.opts.skipSync) return;
+    this.ltxSyncTimer = setInterval(() => void this.syncPendingLtx(), this.opts.ltxSyncIntervalMs ?? DEFAULT_LTX_SYNC_INTERVAL_MS);
+    this.ltxSyncTimer.unref();
+  }
+
+  /** Makes every database's pending LTX files durable (asynchronously); one pass at a time. */
+  async syncPendingLtx(): Promise<void> {
+    if (this.ltxSyncRunning) return;
+    this.ltxSyncRunning = true;
+    try {
+      for (const db of this.dbs.values()) {
+        if (!db.ltx.hasPending) continue;
+        try {
+          await db.ltx.syncPendingAsync();
+        } catch (err) {
+          this.log.error({ err, db: db.name, txid: db.position.txid }, "cannot fsync LTX files");
+        }
+      }
+    } finally {
+      this.ltxSyncRunning = false;
+    }
+  }
+
+  /** A directory fsync on the mount: every database's LTX files written so far become durable. */
+  syncAllLtx(): void {
+    if (this.opts.skipSync) return;
+    for (const db of this.dbs.values()) db.ltx.syncPending();
   }
 
   /** Databases that exist (not dropped), by name. */
@@ -198,6 +243,13 @@ export class Store {
   close(): void {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     this.retentionTimer = null;
+    if (this.ltxSyncTimer) clearInterval(this.ltxSyncTimer);
+    this.ltxSyncTimer = null;
+    try {
+      this.syncAllLtx();
+    } catch (err) {
+      this.log.error({ err }, "cannot fsync LTX files at close");
+    }
     for (const db of this.dbs.values()) db.closeFiles();
   }
 
@@ -207,6 +259,7 @@ export class Store {
       dir: path.join(this.dataDir, DBS_DIR, name),
       compress: this.opts.compress,
       skipSync: this.opts.skipSync,
+      durableCommits: this.opts.durableCommits ?? false,
       nodeId: this.nodeId,
       logger: this.log,
       notify: (ev) => this.notify(ev),
