@@ -1,9 +1,12 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { consul, consulNode, type Cleanups } from "../support/consul-nodes.js";
-import { sleep, waitFor, type LitefsNode } from "../support/node-process.js";
+import { ROOT, sleep, waitFor, type LitefsNode } from "../support/node-process.js";
 import { info, isPrimary, waitForPrimary } from "../support/roles.js";
-import { sqlite3, sqlite3Raw } from "../support/sqlite-clients.js";
+import { sqlite3 } from "../support/sqlite-clients.js";
 
+const WRITER = path.join(ROOT, "test/support/programs/writer.mjs");
 const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
@@ -11,26 +14,42 @@ afterEach(async () => {
 
 /** Kills per run; the fault suite runs more (LITEFS_SYNC_KILLS). */
 const KILLS = Number(process.env.LITEFS_SYNC_KILLS ?? 4);
+/** Each failover takes seconds (a kill, an election, a remount): the budget grows with them. */
+const KILLS_TIMEOUT = { timeout: 120_000 + KILLS * 30_000 };
 
-/** Inserts ids 1, 2, ... into `name` on whichever node is primary; records each acknowledged one. */
+/**
+ * A writer process (test/support/programs/writer.mjs: one INSERT per transaction, each id printed
+ * once its commit returned) on whichever node is primary, a new one after each failover with ids
+ * of its own; records every acknowledged id. Hundreds of commits a second: the asynchronous
+ * window is wide enough to be seen.
+ */
 function writeLoad(nodes: LitefsNode[], name: string): { acked: number[]; errors: Map<string, string>; stop: () => Promise<void> } {
   const acked: number[] = [];
-  /** The last failure per node, for a test that has to say why writes stopped. */
   const errors = new Map<string, string>();
   let stopped = false;
-  let id = 1;
+  let current: ChildProcess | null = null;
   const loop = (async () => {
-    while (!stopped) {
-      for (const n of nodes) {
-        if (stopped || !n.proc) continue;
-        const r = await sqlite3Raw(n.db(name), `.timeout 2000\nINSERT INTO t VALUES (${id}, randomblob(200));`, { timeoutMs: 20_000 }).catch((err: Error) => {
-          errors.set(n.config.hostname ?? "", err.message.slice(0, 300));
-          return null;
-        });
-        if (r?.code === 0) acked.push(id++);
-        else if (r) errors.set(n.config.hostname ?? "", r.stderr.trim().slice(0, 300));
+    for (let generation = 1; !stopped; generation++) {
+      let primary: LitefsNode | null = null;
+      for (const n of nodes) if (await isPrimary(n)) primary = n;
+      if (!primary) {
+        await sleep(50);
+        continue;
       }
-      await sleep(5);
+      const child = spawn(process.execPath, [WRITER, primary.db(name), "wal", String(generation * 1_000_000), "1000000", "2000"], { stdio: ["ignore", "pipe", "pipe"] });
+      current = child;
+      let buffered = "";
+      child.stdout!.on("data", (d: Buffer) => {
+        buffered += d.toString();
+        const lines = buffered.split("\n");
+        buffered = lines.pop()!;
+        for (const l of lines) if (/^\d+$/.test(l)) acked.push(Number(l));
+      });
+      const host = primary.config.hostname ?? "";
+      child.stderr!.on("data", (d: Buffer) => errors.set(host, d.toString().trim().slice(0, 300)));
+      await new Promise((resolve) => child.once("exit", resolve));
+      current = null;
+      await sleep(20);
     }
   })();
   return {
@@ -38,6 +57,7 @@ function writeLoad(nodes: LitefsNode[], name: string): { acked: number[]; errors
     errors,
     stop: async () => {
       stopped = true;
+      current?.kill("SIGTERM");
       await loop;
     },
   };
@@ -57,7 +77,7 @@ async function killPrimaries(syncReplicas: number): Promise<{ acked: number; los
   await waitForPrimary([nodes[0]]);
   for (const n of nodes.slice(1)) await n.start();
   const name = "ledger.db";
-  await sqlite3(nodes[0].db(name), "PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);");
+  await sqlite3(nodes[0].db(name), "PRAGMA journal_mode=wal; CREATE TABLE acked (id INTEGER PRIMARY KEY, pad BLOB);");
 
   const load = writeLoad(nodes, name);
   try {
@@ -86,19 +106,19 @@ async function killPrimaries(syncReplicas: number): Promise<{ acked: number; los
     await load.stop();
   }
   const primary = await waitForPrimary(nodes, 30_000);
-  const have = new Set((await sqlite3(primary.db(name), "SELECT id FROM t")).split("\n").filter(Boolean).map(Number));
+  const have = new Set((await sqlite3(primary.db(name), "SELECT id FROM acked")).split("\n").filter(Boolean).map(Number));
   return { acked: load.acked.length, lost: load.acked.filter((id) => !have.has(id)) };
 }
 
 describe("synchronous replication across failovers (Consul lease)", () => {
-  it(`sync-replicas 1: kill -9 of the primary ${KILLS} times under writes loses no acknowledged commit`, async () => {
+  it(`sync-replicas 1: kill -9 of the primary ${KILLS} times under writes loses no acknowledged commit`, KILLS_TIMEOUT, async () => {
     const { acked, lost } = await killPrimaries(1);
     console.log(`sync: ${KILLS} failovers, ${acked} acknowledged writes, ${lost.length} lost`);
     expect(acked).toBeGreaterThan(KILLS * 5);
     expect(lost).toEqual([]);
   });
 
-  it(`asynchronous (the default): the same ${KILLS} failovers, with the acknowledged commits lost reported`, async () => {
+  it(`asynchronous (the default): the same ${KILLS} failovers, with the acknowledged commits lost reported`, KILLS_TIMEOUT, async () => {
     const { acked, lost } = await killPrimaries(0);
     console.log(`async: ${KILLS} failovers, ${acked} acknowledged writes, ${lost.length} lost`);
     expect(acked).toBeGreaterThan(KILLS * 5);
