@@ -7,7 +7,8 @@ import { writeSnapshot } from "../store/snapshot.js";
 import type { Store } from "../store/store.js";
 import { mergeRun } from "./compact.js";
 import { SNAPSHOT_LEVEL, byTxid, objectPath, type BackupFile } from "./layout.js";
-import { listLocalLtx, readLocalEnds } from "./local-ltx.js";
+import { listLocalLtx } from "./local-ltx.js";
+import { readLtxEnds } from "../store/ltx-directory.js";
 import { readHeader, readPostApply } from "./restore.js";
 import type { BackupTarget, ObjectRef } from "./target.js";
 
@@ -223,7 +224,7 @@ export class Shipper {
     if (db.position.txid === txid) return db.position;
     const f = (await listLocalLtx(db.ltx.dir)).find((l) => l.maxTxid === txid);
     if (!f) return null;
-    return new Position(txid, (await readLocalEnds(f.path)).postApplyChecksum);
+    return new Position(txid, (await readLtxEnds(f.path)).postApplyChecksum);
   }
 
   private async ship(db: Database, s: DbState, signal: AbortSignal): Promise<void> {
@@ -236,7 +237,7 @@ export class Shipper {
       if (signal.aborted) return;
       const pos = shipped();
       if (f.maxTxid <= pos.txid) continue;
-      const ends = await readLocalEnds(f.path);
+      const ends = await readLtxEnds(f.path);
       s.pendingSince = ends.header.timestamp;
       let level = 0;
       if (f.minTxid === 1 && pos.txid > 0) {

@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { HEADER_SIZE, LtxError, Position, TRAILER_SIZE, decodeHeader, decodeLtx, decodeTrailer, type LtxHeader } from "../ltx/index.js";
 import type { ConnectedReplica } from "../node/replicas.js";
 import type { Database } from "../store/database.js";
-import type { LtxFileInfo } from "../store/ltx-directory.js";
+import { readLtxEnds, type LtxFileInfo } from "../store/ltx-directory.js";
 import { writeSnapshot } from "../store/snapshot.js";
 import type { Store } from "../store/store.js";
 import { encodeEndFrame, encodeHandoffFrame, encodeHeartbeatFrame, encodeLtxFrameHeader, encodeReadyFrame, StreamError } from "./frames.js";
@@ -193,7 +193,7 @@ async function logDiscarded(db: Database, have: Position, req: StreamRequest, lo
   for (const pos of [...history].reverse()) {
     const file = files.get(pos.txid);
     if (!file) continue;
-    const post = await readHeaderAndPost(file.path).then((r) => r.post).catch(() => null);
+    const post = await readLtxEnds(file.path).then((r) => r.postApplyChecksum).catch(() => null);
     if (post === pos.postApplyChecksum) {
       common = pos;
       break;
@@ -233,7 +233,7 @@ async function nextFile(db: Database, have: Position, opts: StreamServerOptions)
     const bytes = fs.statSync(file.path).size <= READ_WHOLE_BYTES ? fs.readFileSync(file.path) : null;
     // A stored file damaged on disk would be refused by every replica, forever: send a snapshot instead.
     if (bytes && !fileChecksumHolds(bytes, file.path, db.name, opts)) return null;
-    const { header, post } = bytes ? headerAndPost(bytes, file.path) : await readHeaderAndPost(file.path);
+    const { header, post } = bytes ? headerAndPost(bytes, file.path) : await readLtxEnds(file.path).then((r) => ({ header: r.header, post: r.postApplyChecksum }));
     const fits = have.txid === 0 ? header.minTxid === 1 : header.preApplyChecksum === have.postApplyChecksum;
     return fits ? { file, after: new Position(header.maxTxid, post), bytes } : null;
   } catch (err) {
@@ -266,7 +266,7 @@ async function storedSnapshot(db: Database, have: Position): Promise<{ path: str
     .pop();
   if (!file) return null;
   try {
-    const { header, post } = await readHeaderAndPost(file.path);
+    const { header, postApplyChecksum: post } = await readLtxEnds(file.path);
     return header.preApplyChecksum === 0n ? { path: file.path, after: new Position(header.maxTxid, post) } : null;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null; // removed by retention meanwhile
@@ -274,19 +274,6 @@ async function storedSnapshot(db: Database, have: Position): Promise<{ path: str
   }
 }
 
-async function readHeaderAndPost(path: string): Promise<{ header: LtxHeader; post: bigint }> {
-  const fh = await fsp.open(path, "r");
-  try {
-    const size = (await fh.stat()).size;
-    const head = Buffer.alloc(HEADER_SIZE);
-    await fh.read(head, 0, HEADER_SIZE, 0);
-    const tail = Buffer.alloc(TRAILER_SIZE);
-    await fh.read(tail, 0, TRAILER_SIZE, size - TRAILER_SIZE);
-    return { header: decodeHeader(head, path), post: decodeTrailer(tail).postApplyChecksum };
-  } finally {
-    await fh.close();
-  }
-}
 
 function headerAndPost(bytes: Buffer, path: string): { header: LtxHeader; post: bigint } {
   if (bytes.length < HEADER_SIZE + TRAILER_SIZE) throw new StreamError("STREAM_BAD_FILE", `${path} is too short for an LTX file (${bytes.length} bytes)`);

@@ -136,7 +136,8 @@ export class LtxReceiver {
     this.decoder.write(chunk, this.events);
     for (const ev of this.events) {
       if (ev.type === "header") {
-        this.known = isKnown(this.batch.position, ev.header);
+        // Against the database's own position: this node may have committed more since the batch began.
+        this.known = isKnown(this.batch.db.position, ev.header);
         if (!this.known) checkFits(this.batch.db.name, this.batch.position, ev.header);
       } else if (ev.type === "page") {
         this.checksums.set(ev.pgno, ev.checksum);

@@ -1,8 +1,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as fsp from "node:fs/promises";
 import {
+  HEADER_SIZE,
   LtxEncoder,
   TRAILER_SIZE,
+  decodeHeader,
   decodeTrailer,
   formatLtxFilename,
   parseLtxFilename,
@@ -234,5 +237,20 @@ export function readPostApplyChecksum(file: string): bigint {
     return decodeTrailer(tail).postApplyChecksum;
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** The header, post-apply checksum and size of a local LTX file, from its first and last bytes. */
+export async function readLtxEnds(file: string): Promise<{ header: LtxHeader; postApplyChecksum: bigint; size: number }> {
+  const fh = await fsp.open(file, "r");
+  try {
+    const size = (await fh.stat()).size;
+    const head = Buffer.alloc(HEADER_SIZE);
+    await fh.read(head, 0, HEADER_SIZE, 0);
+    const tail = Buffer.alloc(TRAILER_SIZE);
+    await fh.read(tail, 0, TRAILER_SIZE, Math.max(0, size - TRAILER_SIZE));
+    return { header: decodeHeader(head, file), postApplyChecksum: decodeTrailer(tail).postApplyChecksum, size };
+  } finally {
+    await fh.close();
   }
 }

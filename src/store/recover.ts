@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import { Position, decodeLtx, lockPgno, pageChecksum, formatChecksum, formatTxid } from "../ltx/index.js";
+import { LtxError, Position, decodeLtx, lockPgno, pageChecksum, formatChecksum, formatTxid } from "../ltx/index.js";
 import { isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
@@ -82,9 +82,9 @@ const UNSYNCED_WINDOW_MS = 10_000;
 
 /**
  * The newest LTX file that is whole (its file checksum verifies), decoded, with its path; null
- * when there is none. Torn files among the newest ones are removed with every file after them
- * (the history must stay a chain); a bad file older than the window refuses the start, as damage
- * that no crash of ours explains.
+ * when there is none. Torn (short) files among the newest ones are removed with every file after
+ * them (the history must stay a chain); any other bad file, or one older than the window, refuses
+ * the start, as damage that no crash of ours explains.
  */
 function lastCompleteLtx(db: Database): (ReturnType<typeof decodeLtx> & { path: string }) | null {
   const files = db.ltx.list();
@@ -101,10 +101,12 @@ function lastCompleteLtx(db: Database): (ReturnType<typeof decodeLtx> & { path: 
       const decoded = decodeLtx(fs.readFileSync(f.path), f.path);
       good ??= { ...decoded, path: f.path };
     } catch (err) {
-      if (!recent) {
+      // Only a short file is torn (a write cut off by a crash); a whole-length file that does
+      // not verify is damage, and discarding it could drop a commit that was acknowledged.
+      if (!recent || !isTruncation(err)) {
         throw new StoreError(
           "STORE_BAD_LTX",
-          `database ${db.name}: cannot use LTX file ${f.path}: ${(err as Error).message}; ` +
+          `database ${db.name}: cannot use ${i === files.length - 1 ? "its last LTX file" : "LTX file"} ${f.path}: ${(err as Error).message}; ` +
             `refusing to start (restore the file, or remove the database directory to resync it from the primary)`,
           { cause: err },
         );
@@ -121,6 +123,10 @@ function lastCompleteLtx(db: Database): (ReturnType<typeof decodeLtx> & { path: 
     `database ${db.name}: discarded ${discarded.length} trailing LTX file(s) from TXID ${formatTxid(discarded[0].minTxid)} that a crash left incomplete (never fsynced: SQLite had not fsynced those commits either, or had not heard they completed)`,
   );
   return good;
+}
+
+function isTruncation(err: unknown): boolean {
+  return err instanceof LtxError && err.code === "LTX_TRUNCATED";
 }
 
 function mtimeOf(file: string): number {

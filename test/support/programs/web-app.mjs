@@ -41,7 +41,8 @@ function readAll(req) {
 
 const server = http.createServer(async (req, res) => {
   try {
-    const url = new URL(req.url, "http://app");
+    // Appended, not resolved: a target such as "//x" would otherwise be read as a host.
+    const url = new URL(`http://app${req.url.startsWith("/") ? "" : "/"}${req.url}`);
     if (req.method === "POST" && url.pathname === "/rows") {
       const note = await readAll(req);
       if (conn === null) {

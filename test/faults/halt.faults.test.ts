@@ -43,6 +43,13 @@ async function count(node: LitefsNode, db: string, sql: string): Promise<number>
   return Number(await sqlite3(node.db(db), sql));
 }
 
+/*
+ * In the fault suite (run alone, one file at a time), not in `npm test`: twice, run in parallel
+ * with the rest of `npm test` on this 2-core machine, the HALT-holding replica stopped reading its
+ * stream and answering its API right after the lock was released (every later test in the file
+ * then timed out waiting for it), while alone it passes every time. Not yet explained; see the
+ * closing note of issue 10.
+ */
 describe("litefs run -with-halt-lock-on: writes from a replica", () => {
   let c: Cluster;
 
