@@ -67,7 +67,7 @@ export async function serveStream(
 
   const write = async (chunk: Uint8Array) => {
     if (closed) throw new StreamError("STREAM_CLOSED", "stream closed");
-    if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
+    if (!res.write(chunk)) await drainedOrClosed(res);
   };
 
   /** The database being sent when the stream failed, for the log line. */
@@ -278,6 +278,22 @@ async function storedSnapshot(db: Database, have: Position): Promise<{ path: str
 function headerAndPost(bytes: Buffer, path: string): { header: LtxHeader; post: bigint } {
   if (bytes.length < HEADER_SIZE + TRAILER_SIZE) throw new StreamError("STREAM_BAD_FILE", `${path} is too short for an LTX file (${bytes.length} bytes)`);
   return { header: decodeHeader(bytes.subarray(0, HEADER_SIZE), path), post: decodeTrailer(bytes.subarray(bytes.length - TRAILER_SIZE)).postApplyChecksum };
+}
+
+/**
+ * Until `res` drains or closes, with both listeners removed after: racing two `once()` calls
+ * left the loser attached, one per slow write, for the stream's whole life.
+ */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }
 
 async function sendFile(name: string, path: string, write: (chunk: Uint8Array) => Promise<void>): Promise<void> {
