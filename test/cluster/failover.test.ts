@@ -117,9 +117,13 @@ describe("failover with a Consul lease", () => {
       // A handoff goes to a connected replica: wait until the old primary has rejoined.
       await waitFor(
         async () => ((await info(primary).catch(() => null))?.replicas ?? []).some((r) => r.connected && r.hostname === target.config.hostname),
-        10_000,
+        // Rejoining includes the demotion repair through the mount and a new stream: generous
+        // on a loaded machine, and the logs say where it stopped if it never happens.
+        30_000,
         "the replica to connect",
-      );
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n--- ${primary.config.hostname}:\n${primary.logs.slice(-4000)}\n--- ${target.config.hostname}:\n${target.logs.slice(-4000)}`);
+      });
       const res = await post(primary, `/handoff?id=${target.config.hostname}`);
       expect(res.status, res.body).toBe(200);
       await waitForPrimary([target], 10_000).catch((err) => {
