@@ -244,7 +244,8 @@ describe("proxy: options", () => {
   beforeAll(async () => {
     c = await ProxyCluster.start("proxy-opts", 1, {
       databases: ["app.db", "other.db"],
-      proxyYaml: "  fly-replay: true\n  read-header-timeout: 1s\n  write-timeout: 2s",
+      // write-timeout long enough for the 2 MB forwarded write below on a loaded machine.
+      proxyYaml: "  fly-replay: true\n  read-header-timeout: 1s\n  write-timeout: 10s",
       replica: { env: { FLY_APP_NAME: "proxy-test" } },
     });
   });
@@ -282,10 +283,10 @@ describe("proxy: options", () => {
   });
 
   test("an answer not finished within write-timeout loses its connection", async () => {
-    // A client that never reads a 200 MB answer: the proxy closes the connection after 2 s.
+    // A client that never reads a 200 MB answer: the proxy closes the connection after 10 s.
     const res = await request(`${c.primary.proxyUrl}/blob?respond=${200 * 1024 * 1024}`, { method: "POST", body: "" });
     expect(res.statusCode).toBe(200);
-    await waitFor(() => c.primary.node.logs.includes("proxy.write-timeout"), 10_000, "the write timeout to be logged");
+    await waitFor(() => c.primary.node.logs.includes("proxy.write-timeout"), 30_000, "the write timeout to be logged");
     await expect(res.body.arrayBuffer()).rejects.toThrow();
   });
 });
