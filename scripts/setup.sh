@@ -27,5 +27,9 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f vendor/fuse-native/build/Release/fuse.node ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
+elif [ vendor/fuse-native/fuse-native.c -nt vendor/fuse-native/build/Release/fuse.node ]; then
+  # The vendored binding changed since it was compiled (a pull): compile it again.
+  echo "setup: npm rebuild fuse-native"
+  npm rebuild fuse-native --no-audit --no-fund
 fi
 npm run --silent build

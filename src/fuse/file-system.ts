@@ -151,6 +151,11 @@ export class FileSystem {
     const observe = this.opts.observer?.timer(op);
     return (...args: any[]) => {
       const started = performance.now();
+      if (typeof args[0] !== "string") {
+        // An unpatched binding passes garbage for an unlinked open file (vendor/fuse-native/LITEFS-PATCH.md).
+        this.log.error({ op, path: String(args[0]) }, "fuse-native passed a path that is not a string: rebuild it (npm rebuild fuse-native)");
+        args[0] = "";
+      }
       if (observe) {
         const cb = args[args.length - 1] as Callback;
         args[args.length - 1] = (...result: any[]) => {

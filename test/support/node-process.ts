@@ -113,7 +113,13 @@ export class LitefsNode {
     this.proc = proc;
     proc.stdout!.on("data", (d) => (this.logs += d.toString()));
     proc.stderr!.on("data", (d) => (this.logs += d.toString()));
-    this.exit = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+    this.exit = new Promise((resolve) =>
+      proc.once("exit", (code, signal) => {
+        // In the logs too, so a failure's output shows a daemon that died (and of what).
+        this.logs += `\n[test] litefs (pid ${proc.pid}) exited: code=${code} signal=${signal}\n`;
+        resolve({ code, signal });
+      }),
+    );
     if (opts.waitForMount === false) return;
     await this.waitForMount();
   }
