@@ -67,10 +67,11 @@ export class LedgerClient {
   }
 
   /** Writes to the first path that accepts the transfer (a list follows the primary). */
-  static async start(clientId: string, dbPaths: string[], opts: { durationMs?: number; dir: string }): Promise<LedgerClient> {
+  /** `pauseMs`: paces the load (a pause after each acknowledged transfer). */
+  static async start(clientId: string, dbPaths: string[], opts: { durationMs?: number; dir: string; pauseMs?: number }): Promise<LedgerClient> {
     const stopFile = path.join(opts.dir, `stop-${clientId}`);
     await fsp.rm(stopFile, { force: true });
-    const proc = spawn(process.execPath, [WRITER, dbPaths.join(","), "", clientId, String(opts.durationMs ?? 600_000), stopFile, String(ACCOUNTS)], {
+    const proc = spawn(process.execPath, [WRITER, dbPaths.join(","), "", clientId, String(opts.durationMs ?? 600_000), stopFile, String(ACCOUNTS), String(opts.pauseMs ?? 0)], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     return new LedgerClient(proc, stopFile);
