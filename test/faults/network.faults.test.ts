@@ -35,6 +35,7 @@ const API_PORT = 20202;
 const PROXY_PORT = 20280;
 /** The Consul lease of test/support/node-process.ts: ttl 10s, lock-delay 1s. */
 const TTL_MS = 10_000;
+const LOCK_DELAY_MS = 1000;
 
 async function newLab(): Promise<NetLab> {
   const lab = await NetLab.create();
@@ -167,7 +168,7 @@ describe("networks", () => {
       const double = await startConsulDouble({ host: lab.gateway });
       cleanups.push(() => double.close());
       const members: Array<{ host: NetHost; node: LitefsNode }> = [];
-      for (const name of ["node-a", "node-b", "node-c"]) members.push(await labNode(lab, name, { consulUrl: double.url, candidate: true }));
+      for (const name of ["node-a", "node-b", "node-c"]) members.push(await labNode(lab, name, { consulUrl: double.url, candidate: true, extraYaml: process.env.LITEFS_NET_JSON_LOGS ? "log:\n  format: json" : undefined }));
       const nodes = members.map((m) => m.node);
       await nodes[0].start();
       await waitForPrimary([nodes[0]]);
@@ -222,6 +223,15 @@ describe("networks", () => {
         const lastOldAck = client.ackedAt.at(-1) ?? 0;
         expect(firstNewAck, "the new primary's first acknowledgement comes after the deposed primary's last").toBeGreaterThan(lastOldAck);
         takeover.push(firstNewAck - cutAt);
+        // The session expires at most a TTL after the cut, the key is free a lock-delay later, and
+        // candidates watch the lease every second (a connection to the cut-off primary hangs for 10 s).
+        if (firstNewAck - cutAt >= TTL_MS + LOCK_DELAY_MS + 4000) {
+          const events = double.events.slice(-8).map((e) => JSON.stringify({ ...e, at: Math.round(e.at - (performance.timeOrigin + cutAt)) }));
+          throw new Error(
+            `a candidate took over ${ms(firstNewAck - cutAt)} after the cut (the lease allows it after at most ${ms(TTL_MS + LOCK_DELAY_MS)})\n` +
+              `Consul double (ms after the cut): ${events.join("\n")}\n--- ${next.config.hostname}:\n${next.logs.slice(-4000)}`,
+          );
+        }
         tally.recovered(firstNewAck - cutAt);
         // The replica on this side follows the new primary meanwhile.
         for (const n of others.filter((n) => n !== next)) await followsHistory(next, n);
