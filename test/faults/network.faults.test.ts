@@ -10,7 +10,7 @@ import { ScenarioTally } from "../support/fault-report.js";
 import { LedgerClient, checkHistory, createLedger, ledgerDir, readHistory, TOTAL } from "../support/history.js";
 import { NetLab, type NetHost } from "../support/netns.js";
 import { LitefsNode, sleep, waitFor } from "../support/node-process.js";
-import { apiUrl, info, waitForPrimary } from "../support/roles.js";
+import { apiUrl, waitForPrimary } from "../support/roles.js";
 import { sqlite3 } from "../support/sqlite-clients.js";
 import { WebApp, fetchText } from "../support/web-app.js";
 
