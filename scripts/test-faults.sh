@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npm run build
+# Network namespaces, veth pairs and bridges of the network tests (test/support/netns.ts) left by a
+# crashed run: only our own prefix.
+for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^lfst-' || true); do ip netns del "$ns" || true; done
+for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^lfst-' || true); do ip link del "$link" 2>/dev/null || true; done
 export LITEFS_FAULT_REPORT="${LITEFS_FAULT_REPORT:-$(mktemp -t litefs-fault-report-XXXXXX.jsonl)}"
 status=0
 timeout 45m npx vitest run --config vitest.faults.config.ts "$@" || status=$?

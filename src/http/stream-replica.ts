@@ -58,6 +58,8 @@ export class ReplicaStream implements ReplicaSession {
   private catchUp: { total: number; done: number } | null = null;
   private syncedAt = Date.now();
   private lastFrameAt = 0;
+  /** Ends the backoff sleep between connection attempts. */
+  private wake: (() => void) | null = null;
   private readyWaiters: Array<() => void> = [];
   private loop: Promise<void> | null = null;
   /** The database (and its TXID) whose files failed, for the log line of the error that ended the session. */
@@ -72,6 +74,7 @@ export class ReplicaStream implements ReplicaSession {
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort?.abort();
+    this.wake?.();
     await this.loop;
     this.loop = null;
   }
@@ -115,7 +118,17 @@ export class ReplicaStream implements ReplicaSession {
         this.opts.onPrimary(null);
       }
       if (attempted && !this.stopped) this.opts.observer?.reconnecting();
-      if (!this.stopped) await sleep(delay);
+      // The backoff ends early on stop(): a candidate leaving its replica term goes to acquire the lease now.
+      if (!this.stopped) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = null;
+      }
     }
   }
 
@@ -134,7 +147,7 @@ export class ReplicaStream implements ReplicaSession {
       history: Object.fromEntries(store.allDatabases().map((db) => [db.name, db.recentHistory().map((p) => p.toString())])),
     });
     this.abort = new AbortController();
-    const res = await request(new URL("/stream", primary.advertiseUrl), {
+    const res = await unlessAborted(request(new URL("/stream", primary.advertiseUrl), {
       method: "POST",
       body,
       headers: { "content-type": "application/json", ...authHeaders(this.opts.token) },
@@ -142,7 +155,7 @@ export class ReplicaStream implements ReplicaSession {
       dispatcher: this.opts.connections?.dispatcher,
       bodyTimeout: this.opts.idleTimeoutMs ?? 5000,
       headersTimeout: 10_000,
-    });
+    }), this.abort.signal);
     if (res.statusCode !== 200) {
       const text = await res.body.text().catch(() => "");
       throw new StreamError("STREAM_REFUSED", `primary ${primary.advertiseUrl} answered ${res.statusCode}: ${text.trim().slice(0, 500)}`);
@@ -330,8 +343,29 @@ export class ReplicaStream implements ReplicaSession {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/**
+ * undici rejects an aborted request only once it has a connection: one still connecting (to a
+ * primary behind a partition, whose SYNs go nowhere) kept `stop()` waiting for the 10 s connect
+ * timeout, and a candidate from taking the lease (network fault suite). Settles at the abort;
+ * an answer that arrives later is thrown away.
+ */
+function unlessAborted<T extends { body: { destroy(): unknown } }>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new StreamError("STREAM_CLOSED", "replication stream stopped"));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    pending.then(
+      (res) => {
+        signal.removeEventListener("abort", onAbort);
+        if (signal.aborted) res.body.destroy();
+        else resolve(res);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err as Error);
+      },
+    );
+  });
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

@@ -41,6 +41,8 @@ export interface NodeOptions {
 const SHUTDOWN_HANDOFF_MS = 5000;
 /** How long POST /promote waits for this node to become primary once the primary agreed. */
 const PROMOTION_WAIT_MS = 10_000;
+/** How often a replica with a Consul lease checks that the lease still names the primary it streams from. */
+const LEASE_WATCH_MS = 1000;
 
 /** What /info reports about a node. */
 export interface NodeInfo {
@@ -586,9 +588,11 @@ export class Node {
     const { leaser, log } = this.opts;
     this.setRole("replica");
     const ended = new Promise<void>((resolve) => (this.endReplicaTerm = resolve));
+    let streamingFrom: PrimaryInfo | null = null;
     const session = this.opts.replicaClient({
       discoverPrimary: async () => {
         const info = await leaser.primaryInfo();
+        streamingFrom = info;
         if (info === null || this.isSelf(info)) {
           if (this.opts.candidate) this.endReplicaTerm?.();
           return null;
@@ -612,9 +616,51 @@ export class Node {
         this.requestPromotion().catch((err) => log.warn({ err: (err as Error).message }, "lease.promote: promotion failed"));
       }
     });
+    const stopWatching = this.watchLease(
+      () => streamingFrom,
+      (now) => {
+        // A candidate with nobody holding the lease goes to acquire it; otherwise reconnect to whoever holds it.
+        if ((now === null || this.isSelf(now)) && this.opts.candidate) this.endReplicaTerm?.();
+        else session.resync();
+      },
+    );
     await ended;
+    stopWatching();
     this.endReplicaTerm = null;
     await session.stop();
+  }
+
+  /**
+   * A primary cut off by the network never closes its replicas' streams: a stream to it ends
+   * only at the idle timeout, and a connection attempt hangs until undici's 10 s connect timeout,
+   * all that time after its lease may have expired. Measured in a partition (network fault suite):
+   * a candidate took over 7 s after the lease allowed it. So while the lease is Consul's, check
+   * it every second and drop the attempt (the session re-discovers the primary, and a candidate
+   * with no primary ends its replica term) as soon as it no longer names that primary.
+   */
+  private watchLease(current: () => PrimaryInfo | null, onMoved: (now: PrimaryInfo | null) => void): () => void {
+    const { leaser, log } = this.opts;
+    if (leaser.type === "static") return () => undefined;
+    let watching = true;
+    let toldAbout: PrimaryInfo | null = null;
+    void (async () => {
+      while (watching) {
+        await sleep(LEASE_WATCH_MS);
+        const from = current();
+        // Once per discovered primary: the session re-discovers (a new object) when it reconnects.
+        if (!watching || from === null || from === toldAbout) continue;
+        const now = await leaser.primaryInfo().catch(() => undefined);
+        if (!watching || now === undefined || current() !== from) continue;
+        if (now === null || now.hostname !== from.hostname || now.advertiseUrl !== from.advertiseUrl) {
+          log.info({ was: from.hostname, now: now?.hostname ?? null }, "the lease no longer names the primary this replica streams from; reconnecting");
+          toldAbout = from;
+          onMoved(now);
+        }
+      }
+    })();
+    return () => {
+      watching = false;
+    };
   }
 
   // ---- the one place the role changes ---------------------------------------------------------

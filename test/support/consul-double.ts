@@ -32,6 +32,8 @@ export interface ConsulDoubleOptions {
   sessionTtlMinMs?: number;
   /** Name of the double's own node, which has the `serfHealth` check. Default "consul-double". */
   nodeName?: string;
+  /** Address to listen on (default 127.0.0.1; a network lab's bridge address for nodes in namespaces). */
+  host?: string;
 }
 
 /** "refuse": connections are refused (ECONNREFUSED) and open ones reset. "hang": never answered. */
@@ -112,6 +114,7 @@ interface Waiter {
 
 export class ConsulDouble {
   readonly nodeName: string;
+  private readonly host: string;
   /** Everything that happened worth asserting on, in order. */
   readonly events: DoubleEvent[] = [];
   private readonly token: string | undefined;
@@ -139,6 +142,7 @@ export class ConsulDouble {
     this.ttlMultiplier = options.ttlMultiplier ?? 1;
     this.sessionTtlMinMs = options.sessionTtlMinMs ?? 10_000;
     this.nodeName = options.nodeName ?? "consul-double";
+    this.host = options.host ?? "127.0.0.1";
     this.nodes.set(this.nodeName, new Set([SERF_CHECK]));
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.on("connection", (socket) => {
@@ -149,11 +153,11 @@ export class ConsulDouble {
 
   /** Base URL, e.g. http://127.0.0.1:34567 (no trailing slash). */
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   get address(): { host: string; port: number } {
-    return { host: "127.0.0.1", port: this.port };
+    return { host: this.host, port: this.port };
   }
 
   /** The double's clock, in ms since the epoch (monotonic, plus whatever `advance` added). */
@@ -172,7 +176,7 @@ export class ConsulDouble {
   async listen(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(this.port, "127.0.0.1", () => {
+      this.server.listen(this.port, this.host, () => {
         this.server.off("error", reject);
         resolve();
       });

@@ -11,6 +11,8 @@ export interface StreamEvent {
 /** Follows a node's GET /events and keeps every event, in arrival order. */
 export class EventStreamReader {
   readonly events: StreamEvent[] = [];
+  /** When each event arrived here (performance.now()), index for index with `events`. */
+  readonly arrivedAt: number[] = [];
   private readonly abort = new AbortController();
   private readonly done: Promise<void>;
 
@@ -23,7 +25,11 @@ export class EventStreamReader {
         pending += chunk.toString();
         const lines = pending.split("\n");
         pending = lines.pop()!;
-        for (const line of lines) if (line) this.events.push(JSON.parse(line) as StreamEvent);
+        for (const line of lines) {
+          if (!line) continue;
+          this.events.push(JSON.parse(line) as StreamEvent);
+          this.arrivedAt.push(performance.now());
+        }
       }
     })().catch((err: Error) => {
       if (!this.abort.signal.aborted) throw err;

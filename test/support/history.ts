@@ -34,7 +34,11 @@ export async function createLedger(primary: LitefsNode, db: string, journalMode:
 /** One client process: what it was told (acknowledged ids, in order) and the errors it saw. */
 export class LedgerClient {
   readonly acked: string[] = [];
+  /** When each acknowledgement arrived here (performance.now()), index for index with `acked`. */
+  readonly ackedAt: number[] = [];
   readonly errors: string[] = [];
+  /** When each error line arrived (performance.now()), index for index with `errors`. */
+  readonly errorsAt: number[] = [];
   private readonly exited: Promise<void>;
 
   private constructor(
@@ -46,19 +50,28 @@ export class LedgerClient {
       const lines = (partial + d.toString()).split("\n");
       partial = lines.pop()!;
       for (const line of lines) {
-        if (line.startsWith("ack ")) this.acked.push(line.slice(4));
-        else if (line.startsWith("err ")) this.errors.push(line.slice(4));
+        if (line.startsWith("ack ")) {
+          this.acked.push(line.slice(4));
+          this.ackedAt.push(performance.now());
+        } else if (line.startsWith("err ")) {
+          this.errors.push(line.slice(4));
+          this.errorsAt.push(performance.now());
+        }
       }
     });
-    proc.stderr!.on("data", (d: Buffer) => this.errors.push(d.toString().trim()));
+    proc.stderr!.on("data", (d: Buffer) => {
+      this.errors.push(d.toString().trim());
+      this.errorsAt.push(performance.now());
+    });
     this.exited = new Promise((resolve) => proc.once("exit", () => resolve()));
   }
 
   /** Writes to the first path that accepts the transfer (a list follows the primary). */
-  static async start(clientId: string, dbPaths: string[], opts: { durationMs?: number; dir: string }): Promise<LedgerClient> {
+  /** `pauseMs`: paces the load (a pause after each acknowledged transfer). */
+  static async start(clientId: string, dbPaths: string[], opts: { durationMs?: number; dir: string; pauseMs?: number }): Promise<LedgerClient> {
     const stopFile = path.join(opts.dir, `stop-${clientId}`);
     await fsp.rm(stopFile, { force: true });
-    const proc = spawn(process.execPath, [WRITER, dbPaths.join(","), "", clientId, String(opts.durationMs ?? 600_000), stopFile, String(ACCOUNTS)], {
+    const proc = spawn(process.execPath, [WRITER, dbPaths.join(","), "", clientId, String(opts.durationMs ?? 600_000), stopFile, String(ACCOUNTS), String(opts.pauseMs ?? 0)], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     return new LedgerClient(proc, stopFile);

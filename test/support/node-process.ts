@@ -37,6 +37,16 @@ export interface NodeConfig {
   advertiseUrl?: string;
   /** Extra environment for the daemon (e.g. LITEFS_TEST_HOOKS=1). */
   env?: Record<string, string>;
+  /**
+   * Run the daemon in this network namespace (test/support/netns.ts), listening on every address
+   * there; the test reaches its API at `ip`, and so do the other nodes.
+   */
+  netns?: { name: string; ip: string };
+}
+
+/** The address a node's API is reached at from the test (its namespace's, or loopback). */
+export function nodeAddress(config: NodeConfig): string {
+  return config.netns?.ip ?? "127.0.0.1";
 }
 
 /**
@@ -78,21 +88,21 @@ export class LitefsNode {
       ...(c.retention ? [`  retention: ${c.retention}`] : []),
       ...(c.retentionMonitorInterval ? [`  retention-monitor-interval: ${c.retentionMonitorInterval}`] : []),
       "http:",
-      `  addr: "127.0.0.1:${c.httpPort ?? 0}"`,
+      `  addr: "${c.netns ? "0.0.0.0" : "127.0.0.1"}:${c.httpPort ?? 0}"`,
       ...(c.token ? [`  token: "${c.token}"`] : []),
       ...(c.tls ? ["  tls:", `    cert: ${c.tls.cert}`, `    key: ${c.tls.key}`, ...(c.tls.ca ? [`    ca: ${c.tls.ca}`] : [])] : []),
       "lease:",
       ...(c.consulUrl
         ? [
             "  type: consul",
-            `  advertise-url: ${c.advertiseUrl ?? `${scheme}://127.0.0.1:${c.httpPort}`}`,
+            `  advertise-url: ${c.advertiseUrl ?? `${scheme}://${nodeAddress(c)}:${c.httpPort}`}`,
             "  consul:",
             `    url: ${c.consulUrl}`,
             "    key: litefs/test",
             "    ttl: 10s",
             "    lock-delay: 1s",
           ]
-        : ["  type: static", `  advertise-url: ${c.primaryUrl ?? `${scheme}://127.0.0.1:${c.httpPort ?? 20202}`}`]),
+        : ["  type: static", `  advertise-url: ${c.primaryUrl ?? `${scheme}://${nodeAddress(c)}:${c.httpPort ?? 20202}`}`]),
       `  candidate: ${c.candidate ?? true}`,
       `  hostname: ${c.hostname ?? "node"}`,
       ...(c.promote ? ["  promote: true"] : []),
@@ -106,7 +116,10 @@ export class LitefsNode {
   /** Starts the daemon and waits until the mount answers. */
   async start(args: string[] = [], opts: { waitForMount?: boolean } = {}): Promise<void> {
     this.logs = "";
-    const proc = spawn(process.execPath, [CLI, "mount", "-config", this.configPath, ...args], {
+    const argv = [process.execPath, CLI, "mount", "-config", this.configPath, ...args];
+    // nsenter --net switches only the network namespace and execs (same PID): the mount stays visible here.
+    if (this.config.netns) argv.unshift("nsenter", `--net=/run/netns/${this.config.netns.name}`);
+    const proc = spawn(argv[0], argv.slice(1), {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...this.config.env },
     });

@@ -1,6 +1,6 @@
 import { request } from "undici";
 import type { LitefsNode } from "./node-process.js";
-import { waitFor } from "./node-process.js";
+import { nodeAddress, waitFor } from "./node-process.js";
 
 export interface NodeInfo {
   hostname: string;
@@ -18,7 +18,7 @@ export interface NodeInfo {
 }
 
 export function apiUrl(node: LitefsNode): string {
-  return `http://127.0.0.1:${node.config.httpPort}`;
+  return `http://${nodeAddress(node.config)}:${node.config.httpPort}`;
 }
 
 export async function info(node: LitefsNode): Promise<NodeInfo> {

@@ -17,11 +17,15 @@ export class WebApp {
   constructor(
     readonly name: string,
     readonly dbPath: string,
+    /** Run in this network namespace (test/support/netns.ts), beside its node's proxy. */
+    readonly netns?: string,
   ) {}
 
   async start(): Promise<void> {
     this.logs = "";
-    const proc = spawn(process.execPath, [WEB_APP, String(this.port), this.name, this.dbPath], { stdio: ["ignore", "pipe", "pipe"] });
+    const argv = [process.execPath, WEB_APP, String(this.port), this.name, this.dbPath];
+    if (this.netns) argv.unshift("nsenter", `--net=/run/netns/${this.netns}`);
+    const proc = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;
     proc.stdout!.on("data", (d) => (this.logs += d.toString()));
     proc.stderr!.on("data", (d) => (this.logs += d.toString()));

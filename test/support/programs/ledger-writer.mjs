@@ -5,11 +5,13 @@
 // read-only, disk full) are printed as "err <message>" and retried until the stop file appears
 // or the duration ends; with several database paths (comma-separated: the same database on each
 // node), a failed transfer moves on to the next path, so the client follows the primary.
-// Usage: dbPaths journalMode clientId durationMs stopFile [accounts]
+// Usage: dbPaths journalMode clientId durationMs stopFile [accounts] [pauseMs]
+// (pauseMs: a pause after each acknowledged transfer, to pace the load; default none)
 import fs from "node:fs";
 import Database from "better-sqlite3";
 
-const [dbArg, journalMode, clientId, durationArg, stopFile, accountsArg] = process.argv.slice(2);
+const [dbArg, journalMode, clientId, durationArg, stopFile, accountsArg, pauseArg] = process.argv.slice(2);
+const pauseMs = Number(pauseArg ?? 0);
 const dbs = dbArg.split(",");
 let at = 0;
 const accounts = Number(accountsArg ?? 20);
@@ -44,6 +46,7 @@ while (Date.now() < deadline && !fs.existsSync(stopFile)) {
     }).immediate();
     out(`ack ${id}`);
     lastErr = "";
+    if (pauseMs > 0) nap(pauseMs);
   } catch (err) {
     const msg = String(err.message).split("\n")[0];
     if (msg !== lastErr) out(`err ${msg}`);
