@@ -100,7 +100,10 @@ export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse")
       `database ${db.name}: ${file.path} has ${shown}, its position (TXID ${formatTxid(header.maxTxid)}, last LTX ${last.path}) says ${formatChecksum(expected)}, ` +
         `and no crash explains the difference: the file is damaged; replaying the retained LTX files to repair it`,
     );
-    const run = trailingRun(db);
+    // Back to the newest snapshot, however long: it rewrites every page, and costs less than getting
+    // the same history from the primary again. Without one, the newest files may still cover the damage.
+    const whole = trailingRun(db, Infinity);
+    const run = whole && whole[0].minTxid === 1 ? whole : trailingRun(db);
     ok = run !== null && replay(db, run, "the database file is damaged") > 0 && checksumOrNull(db) === expected;
     if (ok) {
       db.log.warn(
@@ -239,7 +242,7 @@ function mtimeOf(file: string): number {
   return fs.statSync(file).mtimeMs;
 }
 
-/** At most this many trailing files are replayed to repair damage (a replica applies up to 512 per batch). */
+/** At most this many trailing files are searched or replayed when they do not reach back to a snapshot. */
 const MAX_REPLAY_FILES = 1024;
 
 /**
@@ -283,16 +286,16 @@ function runAfterPosition(db: Database, checksum: bigint): LtxFileInfo[] | null 
 
 /**
  * The trailing run of consecutive files: back from the newest to the newest snapshot in it, at
- * most MAX_REPLAY_FILES. Re-applying, in order, a run of files that starts at or before the first
+ * most `max` files. Re-applying, in order, a run of files that starts at or before the first
  * one not fully applied always yields the state after the last one (later versions of a page
  * overwrite earlier ones; cuts and growth happen in order). Null when there is only the last file.
  */
-function trailingRun(db: Database): LtxFileInfo[] | null {
+function trailingRun(db: Database, max = MAX_REPLAY_FILES): LtxFileInfo[] | null {
   const files = db.ltx.list();
   let first = files.length - 1;
   while (
     first > 0 &&
-    files.length - first < MAX_REPLAY_FILES &&
+    files.length - first < max &&
     files[first].minTxid !== 1 &&
     files[first - 1].maxTxid + 1 === files[first].minTxid
   ) {
