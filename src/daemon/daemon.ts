@@ -64,6 +64,8 @@ export class Daemon {
       durableCommits: config.replication.syncReplicas > 0,
       retentionMs: config.data.retentionMs,
       retentionMonitorIntervalMs: config.data.retentionMonitorIntervalMs,
+      // A node that can never be the primary gets a damaged database again from the primary; a candidate may hold the only good copy.
+      onDamage: config.lease.candidate ? "refuse" : "resync",
       logger: log,
     });
   }

@@ -121,7 +121,15 @@ export class NodeMetrics {
     const snapshotsSent = new Counter({ name: "litefs_snapshots_sent_total", help: "Snapshots this node sent to replicas, by database.", labelNames: ["db"], registers });
     const snapshotsReceived = new Counter({ name: "litefs_snapshots_received_total", help: "Snapshots this node received from the primary and applied, by database.", labelNames: ["db"], registers });
     const reconnects = new Counter({ name: "litefs_stream_reconnects_total", help: "Times this replica's stream from the primary ended or failed and it connected again.", registers });
-    const mismatches = new Counter({ name: "litefs_checksum_mismatches_total", help: "Checksum mismatches in received files, after applies, and in snapshots being built, by database.", labelNames: ["db"], registers });
+    // Startup recovery runs before anything observes: its findings are added at scrape time.
+    const countedAtStartup = new Map<string, number>();
+    const mismatches = new Counter({ name: "litefs_checksum_mismatches_total", help: "Checksum mismatches in received files, after applies, in snapshots being built, and of database files at startup, by database.", labelNames: ["db"], registers, collect() {
+      for (const [db, n] of metrics.store.damagedAtStartup) {
+        const more = n - (countedAtStartup.get(db) ?? 0);
+        if (more > 0) this.inc({ db }, more);
+        countedAtStartup.set(db, n);
+      }
+    } });
 
     const backupGauge = (name: string, help: string, pick: (b: BackupPosition) => number) =>
       new Gauge({ name, help, labelNames: ["db"], registers, collect() {

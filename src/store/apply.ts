@@ -212,12 +212,14 @@ function checkFits(name: string, pos: Position, header: LtxHeader): void {
  * 1. durable and installed: the files are made durable (fsync each for one or two files, else one
  *    syncfs of the filesystem), renamed to their final names, and the ltx/ folder fsynced once.
  *    A file is never visible under its final name before its bytes are on disk, so a crash never
- *    leaves a torn LTX for startup to trip on. Everything is installed before any page is written,
- *    so recovery after a crash mid-apply finds the batch's files and re-applies them;
+ *    leaves a torn LTX for startup to trip on. Before that, the apply marker (apply-marker.ts)
+ *    records the batch's first TXID durably, with the same fsyncs: recovery after a crash
+ *    mid-apply replays the batch's files, and no older ones;
  * 2. applied: the mount agent writes all their pages through the mount in one request, under one
  *    hold of SQLite's locks;
  * 3. the page checksums and the position move file by file, each post-apply checksum checked, and
- *    listeners hear of each file (the same event as a local commit).
+ *    listeners hear of each file (the same event as a local commit);
+ * 4. the database file is fsynced and the marker removed.
  *
  * A snapshot replaces every other LTX file; a deletion (commit 0) drops the database.
  */
@@ -238,11 +240,20 @@ export async function applyReceivedBatch(
     pos = new Position(f.header.maxTxid, f.trailer.postApplyChecksum);
   }
 
-  const paths = await install(db, files);
-  opts.onInstalled?.(files[files.length - 1].header.maxTxid);
-
   const last = files[files.length - 1];
   const withPages = last.header.commit === 0 ? files.length - 1 : files.length;
+  const snapshot = files.findLastIndex((f) => isSnapshot(f.header));
+  // Recovery replays the batch from here if a crash cuts its apply short (a snapshot alone rebuilds every page).
+  const marked = withPages > 0 ? db.applyMarker.begin(snapshot >= 0 ? 1 : files[0].header.minTxid, files[withPages - 1].header.maxTxid) : null;
+  marked?.catch(() => undefined); // awaited in install; never an unhandled rejection meanwhile
+  const paths = await install(db, files, marked);
+  opts.onInstalled?.(files[files.length - 1].header.maxTxid);
+  if (snapshot >= 0) {
+    // Files of a history the snapshot discards (this node was ahead of the primary) would sort after it.
+    const { maxTxid } = files[snapshot].header;
+    db.ltx.remove(db.ltx.list().filter((f) => f.maxTxid >= maxTxid && !paths.includes(f.path)));
+  }
+
   if (withPages > 0) {
     const reopen = !db.exists;
     if (reopen) db.markCreated();
@@ -271,16 +282,24 @@ export async function applyReceivedBatch(
     if (isSnapshot(header)) db.ltx.remove(db.ltx.list().filter((f) => f.maxTxid !== header.maxTxid || f.minTxid !== 1));
     db.notifyApplied(paths[i], header);
   }
+
+  if (withPages > 0) {
+    // The pages are durable before the marker goes; readers already see them (the position moved above).
+    if (!db.skipSync) await fsyncFileAsync(db.files.database.path, true);
+    db.applyMarker.end(db.position.txid, snapshot >= 0 || last.header.commit === 0);
+  }
 }
 
 /**
- * Step 1 of applyReceivedBatch; returns the final paths. The syncs run on the thread pool: the
+ * Step 1 of applyReceivedBatch; returns the final paths. `marked`: the apply marker's fsyncs,
+ * run alongside the files' own. The syncs run on the thread pool: the
  * daemon's event loop keeps serving readers' FUSE requests meanwhile.
  */
-async function install(db: Database, files: readonly ReceivedLtx[]): Promise<string[]> {
+async function install(db: Database, files: readonly ReceivedLtx[], marked: Promise<void> | null): Promise<string[]> {
   if (!db.skipSync && (files.length <= FSYNC_EACH_UP_TO || !(await syncFilesystem(db.ltx.dir)))) {
     for (const f of files) await fsyncFileAsync(f.tmpPath);
   }
+  await marked;
   const paths: string[] = [];
   for (const f of files) {
     const finalPath = db.ltx.pathOf(f.header.minTxid, f.header.maxTxid);

@@ -2,6 +2,7 @@ import * as path from "node:path";
 import type { Logger } from "pino";
 import { CHECKSUM_FLAG, Position, lockPgno, pageChecksum, type LtxHeader, type LtxEncoder } from "../ltx/index.js";
 import { DB_HEADER_SIZE, isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
+import { ApplyMarker } from "./apply-marker.js";
 import { BackingFile } from "./backing-file.js";
 import { JournalCapture } from "./capture-journal.js";
 import { WalCapture } from "./capture-wal.js";
@@ -62,6 +63,8 @@ export class Database {
   readonly dir: string;
   readonly files: Record<FileKind, BackingFile>;
   readonly ltx: LtxDirectory;
+  /** Set while received files may be in the database file only in part (apply.ts, recover.ts). */
+  readonly applyMarker: ApplyMarker;
   readonly checksums = new PageChecksums();
   readonly journal: JournalCapture;
   readonly wal: WalCapture;
@@ -88,6 +91,7 @@ export class Database {
       shm: new BackingFile(path.join(opts.dir, "shm")),
     };
     this.ltx = new LtxDirectory(path.join(opts.dir, "ltx"), opts.skipSync);
+    this.applyMarker = new ApplyMarker(opts.dir, opts.skipSync);
     this.journal = new JournalCapture(this);
     this.wal = new WalCapture(this);
   }

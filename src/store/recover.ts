@@ -1,17 +1,45 @@
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { LtxError, Position, decodeLtx, lockPgno, pageChecksum, formatChecksum, formatTxid } from "../ltx/index.js";
 import { isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
+import { readPostApplyChecksum, type LtxFileInfo } from "./ltx-directory.js";
 import { foldWal, rollbackJournal } from "./sqlite-repair.js";
+
+/** What startup does with a database whose file disagrees with its position and that no replay repairs. */
+export type DamagePolicy =
+  /** Refuse to start (a node that may be the primary: it holds the only copy it can trust). */
+  | "refuse"
+  /** Set the file aside and forget the position: the primary sends the database again (a replica). */
+  | "resync";
+
+export interface RecoveryResult {
+  /** The database file disagreed with its position in a way no crash explains (reported, counted). */
+  damaged: boolean;
+}
+
+type DecodedFile = ReturnType<typeof decodeLtx> & { path: string };
 
 /**
  * Startup recovery of one database, before the mount serves it (DESIGN.md section 5), in order:
  * roll back a hot journal; reconcile the WAL with the last LTX and checkpoint it ourselves;
- * re-apply the last LTX; compute page checksums; refuse to start when they disagree with it.
- * Everything here is synchronous I/O on the backing files, which nothing else has open yet.
+ * compare the database file's checksum with its position (the last LTX file's post-apply
+ * checksum) and bring it there, replaying no more LTX files than the crash explains:
+ *
+ * - at the position: nothing to do;
+ * - an apply was interrupted (the `applying` marker, apply-marker.ts): the files from the
+ *   marker's TXID, and no others;
+ * - at the last file's pre-apply checksum (a rollback-journal commit cut off after its LTX was
+ *   written; the journal put the old pages back): the last file;
+ * - at the position after an older file (files installed, never applied): the files after it.
+ *
+ * Anything else is damage: reported with the file and both checksums and counted; a replay of
+ * the trailing run of files may still repair it; if not, `onDamage` decides (refuse to start, or
+ * resync from the primary without serving the bad pages). Everything here is synchronous I/O on
+ * the backing files, which nothing else has open yet.
  */
-export function recoverDatabase(db: Database): void {
+export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse"): RecoveryResult {
   db.ltx.removeLeftovers();
   const last = lastCompleteLtx(db);
 
@@ -21,55 +49,136 @@ export function recoverDatabase(db: Database): void {
   if (last && last.header.commit === 0) {
     // The database was dropped: its files stay gone, its position stays.
     db.files.database.unlink();
+    db.applyMarker.clear();
     db.setPosition(new Position(last.header.maxTxid, last.trailer.postApplyChecksum), true);
     db.log.info({ txid: last.header.maxTxid }, "recovered dropped database");
-    return;
+    return { damaged: false };
   }
 
   const file = db.files.database;
-  if (last) {
-    const { header } = last;
-    db.pageSize = header.pageSize;
-    for (const page of last.pages) file.write(page.data, page.data.length, (page.pgno - 1) * header.pageSize);
-    file.truncate(header.commit * header.pageSize);
-    if (!db.skipSync) file.sync();
-  } else {
-    db.refreshPageSize();
-  }
-
-  computeChecksums(db);
   if (!last) {
+    db.refreshPageSize();
+    computeChecksums(db);
+    db.applyMarker.clear();
     db.setPosition(Position.ZERO, !file.exists());
     if (db.checksums.pageCount > 0) adoptExistingDatabase(db);
-    return;
+    return { damaged: false };
   }
 
+  const { header } = last;
   const expected = last.trailer.postApplyChecksum;
-  let found = db.checksums.checksum;
-  if (found !== expected) {
-    const damaged = found;
-    const replayed = replayTrailingFiles(db);
-    if (replayed > 0) {
-      computeChecksums(db);
-      found = db.checksums.checksum;
-      // Said out loud: a file that changed behind our back (a crash mid-apply, or damage on disk).
-      if (found === expected) {
-        db.log.warn(
-          { file: file.path, found: formatChecksum(damaged), expected: formatChecksum(expected), replayed },
-          `database ${db.name}: ${file.path} had checksum ${formatChecksum(damaged)}, the last LTX says ${formatChecksum(expected)}; repaired by replaying the last ${replayed} LTX files`,
-        );
-      }
+  db.pageSize = header.pageSize;
+  const marker = db.applyMarker.read();
+  const found = checksumOrNull(db);
+  let damaged = false;
+  let ok = found !== null && matchesCutTo(db, header.commit, expected);
+  let interrupted = false;
+  if (!ok && marker !== null) {
+    // A batch of received files was being written: replay it, and only it.
+    const run = marker === "unreadable" ? trailingRun(db) : runFrom(db, marker);
+    if (run !== "none") {
+      interrupted = true;
+      ok = run !== null && replay(db, run, "an apply was interrupted") > 0 && checksumOrNull(db) === expected;
     }
   }
-  if (found !== expected) {
-    throw new StoreError(
-      "STORE_CHECKSUM_MISMATCH",
-      `database ${db.name}: checksum mismatch at TXID ${formatTxid(last.header.maxTxid)}: last LTX ${last.path} says ` +
-        `${formatChecksum(expected)}, the database file has ${formatChecksum(found)}; refusing to start`,
-    );
+  if (!ok && !interrupted && found !== null && found === header.preApplyChecksum) {
+    // A rollback-journal commit cut off after its LTX was written: the journal put the old pages back.
+    writeFile(db, last);
+    db.checksums.apply(new Map(last.pages.map((p) => [p.pgno, p.checksum])), header.commit);
+    ok = db.checksums.checksum === expected;
   }
-  db.setPosition(new Position(last.header.maxTxid, expected));
+  if (!ok && !interrupted && found !== null) {
+    // Files installed but never applied (a crash before the apply marker existed): the file is at an older position.
+    const run = runAfterPosition(db, found);
+    if (run) ok = replay(db, run, "the database file was at the position after an older LTX file") > 0 && checksumOrNull(db) === expected;
+  }
+  if (!ok) {
+    damaged = true;
+    const shown = found === null ? "no valid SQLite header" : `checksum ${formatChecksum(found)}`;
+    db.log.warn(
+      { file: file.path, found: found === null ? null : formatChecksum(found), expected: formatChecksum(expected), ltx: last.path },
+      `database ${db.name}: ${file.path} has ${shown}, its position (TXID ${formatTxid(header.maxTxid)}, last LTX ${last.path}) says ${formatChecksum(expected)}, ` +
+        `and no crash explains the difference: the file is damaged; replaying the retained LTX files to repair it`,
+    );
+    // Back to the newest snapshot, however long: it rewrites every page, and costs less than getting
+    // the same history from the primary again. Without one, the newest files may still cover the damage.
+    const whole = trailingRun(db, Infinity);
+    const run = whole && whole[0].minTxid === 1 ? whole : trailingRun(db);
+    ok = run !== null && replay(db, run, "the database file is damaged") > 0 && checksumOrNull(db) === expected;
+    if (ok) {
+      db.log.warn(
+        { file: file.path, found: found === null ? null : formatChecksum(found), expected: formatChecksum(expected), replayed: run!.length },
+        `database ${db.name}: ${file.path} had ${shown}, the last LTX says ${formatChecksum(expected)}; repaired by replaying the last ${run!.length} LTX files`,
+      );
+    } else {
+      const has = found === null ? "no valid SQLite header" : formatChecksum(found);
+      if (onDamage === "refuse") {
+        throw new StoreError(
+          "STORE_CHECKSUM_MISMATCH",
+          `database ${db.name}: checksum mismatch at TXID ${formatTxid(header.maxTxid)}: last LTX ${last.path} says ` +
+            `${formatChecksum(expected)}, the database file has ${has} (${file.path}); refusing to start ` +
+            `(remove ${db.dir} to get the database again from the primary)`,
+        );
+      }
+      setAsideForResync(db, last.path, expected, found);
+      return { damaged };
+    }
+  }
+  if (!db.skipSync) file.sync();
+  db.applyMarker.clear();
+  db.setPosition(new Position(header.maxTxid, expected));
   db.log.info({ pos: db.position.toString() }, "database recovered");
+  return { damaged };
+}
+
+/**
+ * A replica's damaged database that its own LTX files cannot repair: the file is moved aside (kept
+ * for inspection, `database.damaged`), its LTX files and position forgotten, and it is not on the
+ * mount until the primary sends it again (a replica reports no position for it, so it gets all of it).
+ */
+function setAsideForResync(db: Database, ltxPath: string, expected: bigint, found: bigint | null): void {
+  const file = db.files.database;
+  const aside = path.join(db.dir, "database.damaged");
+  db.closeFiles();
+  if (file.exists()) fs.renameSync(file.path, aside);
+  for (const kind of ["journal", "wal", "shm"] as const) db.files[kind].unlink();
+  db.ltx.remove(db.ltx.list());
+  db.applyMarker.clear();
+  db.checksums.clear();
+  db.setPosition(Position.ZERO, true);
+  db.log.error(
+    { file: file.path, expected: formatChecksum(expected), found: found === null ? null : formatChecksum(found), ltx: ltxPath, movedTo: aside },
+    `database ${db.name}: ${file.path} does not match its position and its LTX files cannot repair it (the last LTX ${ltxPath} says ` +
+      `${formatChecksum(expected)}, the database file has ${found === null ? "no valid SQLite header" : formatChecksum(found)}); moved it to ${aside} ` +
+      `and dropped its position: the database is not served until the primary has sent it again`,
+  );
+}
+
+/** The database file's checksum (page checksums recomputed); null when it is not a SQLite database. */
+function checksumOrNull(db: Database): bigint | null {
+  try {
+    computeChecksums(db);
+  } catch (err) {
+    if (err instanceof StoreError && err.code === "STORE_NOT_A_DATABASE") {
+      db.checksums.clear();
+      return null;
+    }
+    throw err;
+  }
+  return db.checksums.checksum;
+}
+
+/**
+ * The file holds the position's pages: exactly, or with pages past `commit` that a cut right
+ * after the commit did not make yet (VACUUM in rollback-journal mode); those are cut now.
+ */
+function matchesCutTo(db: Database, commit: number, expected: bigint): boolean {
+  const exact = db.checksums.checksum === expected;
+  if (!exact && (db.checksums.pageCount <= commit || db.checksums.checksumAfter(new Map(), commit) !== expected)) return false;
+  const cut = commit * db.pageSize;
+  if (db.files.database.size() > cut) db.files.database.truncate(cut);
+  db.checksums.resize(commit);
+  return true;
 }
 
 /**
@@ -86,11 +195,11 @@ const UNSYNCED_WINDOW_MS = 10_000;
  * them (the history must stay a chain); any other bad file, or one older than the window, refuses
  * the start, as damage that no crash of ours explains.
  */
-function lastCompleteLtx(db: Database): (ReturnType<typeof decodeLtx> & { path: string }) | null {
+function lastCompleteLtx(db: Database): DecodedFile | null {
   const files = db.ltx.list();
   if (files.length === 0) return null;
   const newestMtime = mtimeOf(files[files.length - 1].path);
-  let good: (ReturnType<typeof decodeLtx> & { path: string }) | null = null;
+  let good: DecodedFile | null = null;
   let firstTorn = -1;
   let i = files.length - 1;
   for (; i >= 0; i--) {
@@ -133,46 +242,100 @@ function mtimeOf(file: string): number {
   return fs.statSync(file).mtimeMs;
 }
 
-/** At most this many trailing files are replayed (a replica applies up to 512 per batch). */
+/** At most this many trailing files are searched or replayed when they do not reach back to a snapshot. */
 const MAX_REPLAY_FILES = 1024;
 
 /**
- * A replica installs a batch of received files before it applies them together; a crash during
- * that apply leaves pages of the batch's earlier files unwritten, which re-applying the last
- * file alone cannot fix. Re-applying, in order, a run of files that starts at or before the
- * first one not fully applied always yields the state after the last one (later versions of a
- * page overwrite earlier ones; cuts and growth happen in order). So, when the last file alone did
- * not give its checksum: replay the trailing run of consecutive files (from the newest snapshot
- * in it, at most MAX_REPLAY_FILES). The caller checks the checksum again. Returns files replayed.
+ * The files to replay after an interrupted apply whose marker names `from`: from the file that
+ * holds `from` to the newest (or from the newest snapshot among them: it rewrites every page).
+ * "none": no file reaches `from` (the crash came before the batch was installed: no page of it
+ * was written); null: the files do not form an unbroken run from there (retention or damage).
  */
-function replayTrailingFiles(db: Database): number {
+function runFrom(db: Database, from: number): LtxFileInfo[] | "none" | null {
+  const files = db.ltx.list();
+  let first = files.findIndex((f) => f.maxTxid >= from);
+  if (first < 0) return "none";
+  for (let i = files.length - 1; i > first; i--) {
+    if (files[i].minTxid === 1) {
+      first = i;
+      break;
+    }
+  }
+  if (files[first].minTxid > from && files[first].minTxid !== 1) return null;
+  return chained(files.slice(first));
+}
+
+/**
+ * The files after the one whose post-apply checksum is `checksum` (the file is at that
+ * position), within the trailing run; null when none is.
+ */
+function runAfterPosition(db: Database, checksum: bigint): LtxFileInfo[] | null {
+  const run = trailingRun(db);
+  if (!run) return null;
+  for (let i = run.length - 2; i >= 0; i--) {
+    let post: bigint;
+    try {
+      post = readPostApplyChecksum(run[i].path);
+    } catch {
+      return null;
+    }
+    if (post === checksum) return run.slice(i + 1);
+  }
+  return null;
+}
+
+/**
+ * The trailing run of consecutive files: back from the newest to the newest snapshot in it, at
+ * most `max` files. Re-applying, in order, a run of files that starts at or before the first
+ * one not fully applied always yields the state after the last one (later versions of a page
+ * overwrite earlier ones; cuts and growth happen in order). Null when there is only the last file.
+ */
+function trailingRun(db: Database, max = MAX_REPLAY_FILES): LtxFileInfo[] | null {
   const files = db.ltx.list();
   let first = files.length - 1;
   while (
     first > 0 &&
-    files.length - first < MAX_REPLAY_FILES &&
+    files.length - first < max &&
     files[first].minTxid !== 1 &&
     files[first - 1].maxTxid + 1 === files[first].minTxid
   ) {
     first--;
   }
-  if (first >= files.length - 1) return 0;
-  const file = db.files.database;
-  for (const f of files.slice(first)) {
-    let ltx: ReturnType<typeof decodeLtx>;
+  return first >= files.length - 1 ? null : files.slice(first);
+}
+
+function chained(files: LtxFileInfo[]): LtxFileInfo[] | null {
+  for (let i = 1; i < files.length; i++) if (files[i - 1].maxTxid + 1 !== files[i].minTxid) return null;
+  return files;
+}
+
+/** Writes `run`'s pages into the database file, in order; returns the files replayed (0: one could not be read). */
+function replay(db: Database, run: readonly LtxFileInfo[], why: string): number {
+  for (const f of run) {
+    let ltx: DecodedFile;
     try {
-      ltx = decodeLtx(fs.readFileSync(f.path), f.path);
+      ltx = { ...decodeLtx(fs.readFileSync(f.path), f.path), path: f.path };
     } catch (err) {
       db.log.warn({ file: f.path, err: (err as Error).message }, "cannot replay LTX file");
       return 0;
     }
-    const { header } = ltx;
-    for (const page of ltx.pages) file.write(page.data, page.data.length, (page.pgno - 1) * header.pageSize);
-    file.truncate(header.commit * header.pageSize);
+    writeFile(db, ltx);
   }
-  if (!db.skipSync) file.sync();
-  db.log.warn({ files: files.length - first, from: files[first].minTxid }, "last LTX did not match the database; replayed the trailing LTX files (a batch was being applied)");
-  return files.length - first;
+  if (!db.skipSync) db.files.database.sync();
+  const from = run[0].minTxid;
+  const to = run[run.length - 1].maxTxid;
+  db.log.warn(
+    { files: run.length, from, to },
+    `database ${db.name}: replayed the trailing LTX files from TXID ${formatTxid(from)} to ${formatTxid(to)}, ${run.length} file(s): ${why}`,
+  );
+  return run.length;
+}
+
+function writeFile(db: Database, ltx: DecodedFile): void {
+  const file = db.files.database;
+  const { header } = ltx;
+  for (const page of ltx.pages) file.write(page.data, page.data.length, (page.pgno - 1) * header.pageSize);
+  file.truncate(header.commit * header.pageSize);
 }
 
 /** A journal with a valid header left by a crash holds the pages to put back. */

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { Database } from "./database.js";
 import { StoreError } from "./errors.js";
 import type { CommitEvent, CommitWait, StoreEvent } from "./events.js";
-import { recoverDatabase } from "./recover.js";
+import { recoverDatabase, type DamagePolicy } from "./recover.js";
 import { enforceRetention, type RetentionFloor } from "./retention.js";
 
 export interface StoreOptions {
@@ -18,6 +18,8 @@ export interface StoreOptions {
   ltxSyncIntervalMs?: number;
   retentionMs: number;
   retentionMonitorIntervalMs: number;
+  /** A database file that disagrees with its position and that replay cannot repair (see recoverDatabase); default "refuse". */
+  onDamage?: DamagePolicy;
   logger: Logger;
 }
 
@@ -47,6 +49,8 @@ export class Store {
   private ltxSyncRunning = false;
   private retentionFloor: RetentionFloor = () => null;
   private tmpSeq = 0;
+  /** Databases whose file startup recovery found damaged (checksum mismatch), by name: for the metrics. */
+  readonly damagedAtStartup = new Map<string, number>();
 
   constructor(private readonly opts: StoreOptions) {
     this.dataDir = path.resolve(opts.dataDir);
@@ -74,7 +78,7 @@ export class Store {
     for (const name of fs.readdirSync(root).sort()) {
       if (!fs.statSync(path.join(root, name)).isDirectory()) continue;
       const db = this.newDatabase(name);
-      recoverDatabase(db);
+      if (recoverDatabase(db, this.opts.onDamage).damaged) this.damagedAtStartup.set(name, (this.damagedAtStartup.get(name) ?? 0) + 1);
       this.dbs.set(name, db);
     }
     this.log.info({ databases: this.dbs.size }, "store opened");

@@ -1,8 +1,10 @@
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { formatLtxFilename } from "../../src/ltx/index.js";
 import { Cluster } from "../support/cluster.js";
-import { waitFor } from "../support/node-process.js";
+import { sleep, waitFor, type LitefsNode } from "../support/node-process.js";
 import { sqlite3 } from "../support/sqlite-clients.js";
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -88,6 +90,53 @@ describe("catch-up in batches", () => {
     expect(await sqlite3(replica.db(name), "PRAGMA integrity_check;")).toBe("ok");
   });
 
+  it("a replica killed (kill -9) in the middle of a batch replays that batch's files at restart, not its whole history", { timeout: 600_000 }, async () => {
+    const cluster = await startCluster("batch-midkill");
+    const [replica] = cluster.replicas;
+    const name = "batch-midkill.db";
+    // 40 KB a transaction: a batch of up to 512 files takes a while to write through the mount.
+    const inserts = (n: number) => Array.from({ length: n }, () => "INSERT INTO t (b) VALUES (randomblob(40000));").join("\n");
+    await sqlite3(cluster.primary.db(name), "PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);");
+    // A retained history longer than any batch (and than the 1,024 files the old recovery replayed at most).
+    await sqlite3(cluster.primary.db(name), inserts(1100), { timeoutMs: 240_000 });
+    await cluster.waitForConvergence(name, 120_000);
+    const marker = path.join(replica.dataDir, "dbs", name, "applying");
+    let replayed: { from: number; to: number; files: number; history: number } | null = null;
+    for (let attempt = 0; attempt < 4 && !replayed; attempt++) {
+      await replica.stop();
+      await sqlite3(cluster.primary.db(name), inserts(700), { timeoutMs: 240_000 });
+      await replica.start();
+      const from = await killWhileApplying(replica, name, marker);
+      if (from === null || !fs.existsSync(marker)) {
+        // The batch ended between the check and the kill: try again with the next one.
+        if (!replica.proc) await replica.start();
+        await cluster.waitForConvergence(name, 120_000);
+        continue;
+      }
+      const history = (await replica.ltxFiles(name)).length;
+      await replica.start();
+      const m = /replayed the trailing LTX files from TXID ([0-9a-f]{16}) to ([0-9a-f]{16}), (\d+) file\(s\): an apply was interrupted/.exec(replica.logs);
+      if (m) {
+        replayed = { from: parseInt(m[1], 16), to: parseInt(m[2], 16), files: Number(m[3]), history };
+        expect(replayed.from).toBe(from);
+      } else {
+        // Killed after the last page was written: nothing to replay, and nothing reported as damage.
+        expect(replica.logs).not.toMatch(/damaged/);
+      }
+      await cluster.waitForConvergence(name, 120_000);
+      await cluster.expectIdenticalBytes(name);
+      expect(await sqlite3(replica.db(name), "PRAGMA integrity_check;")).toBe("ok");
+    }
+    expect(replayed, "a kill landed inside a batch's apply in one of 4 attempts").not.toBeNull();
+    console.log(`recovery after a kill mid-batch replayed ${replayed!.files} LTX files (TXIDs ${replayed!.from}..${replayed!.to}) of ${replayed!.history} retained`);
+    // One batch (at most 512 files), not the history before it (the old recovery replayed up to 1,024).
+    expect(replayed!.files).toBe(replayed!.to - replayed!.from + 1);
+    expect(replayed!.files).toBeLessThanOrEqual(512);
+    expect(replayed!.history).toBeGreaterThan(1100);
+    expect(replayed!.files).toBeLessThan(replayed!.history - 500);
+    expect(replica.logs).not.toMatch(/damaged/);
+  });
+
   it("a replica that stopped after installing a batch but before applying it replays the batch at startup", async () => {
     const cluster = await startCluster("batch-replay");
     const [replica] = cluster.replicas;
@@ -112,3 +161,27 @@ describe("catch-up in batches", () => {
     expect(cluster.primary.logs).not.toMatch(/sending snapshot/);
   });
 });
+
+/**
+ * Kills `replica` (kill -9) once a batch's apply marker names a TXID whose file is installed:
+ * the batch is being written into the database. Returns that TXID (null: the replica caught up first).
+ */
+async function killWhileApplying(replica: LitefsNode, name: string, marker: string): Promise<number | null> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    let from: number | null = null;
+    try {
+      from = parseInt(fs.readFileSync(marker, "utf8"), 16);
+    } catch {
+      from = null;
+    }
+    if (from !== null && fs.existsSync(path.join(replica.ltxDir(name), formatLtxFilename(from, from)))) {
+      replica.proc!.kill("SIGKILL");
+      await replica.kill9();
+      return from;
+    }
+    if (replica.logs.includes("caught up with the primary")) return null;
+    await sleep(2);
+  }
+  throw new Error("the replica never started applying a batch");
+}

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Cluster } from "../support/cluster.js";
 import { ScenarioTally } from "../support/fault-report.js";
 import { FaultProxy } from "../support/fault-proxy.js";
+import { scrape } from "../support/prometheus.js";
 import { LedgerClient, checkHistory, createLedger, ledgerDir } from "../support/history.js";
 import { LitefsNode, freePort, waitFor } from "../support/node-process.js";
 import { sqlite3 } from "../support/sqlite-clients.js";
@@ -130,9 +131,14 @@ describe("corruption", () => {
       tally.faults++;
       const faultAt = performance.now();
       await replica.start().catch(() => undefined);
-      // Either recovery repaired it from the stored LTX files, or the node refused to start; both name both checksums.
+      // Recovery repaired it from the stored LTX files, or set it aside to get it again from the primary (a
+      // replica), or refused to start (a candidate); each names the file and both checksums.
       expect(replica.logs).toMatch(/checksum [0-9a-f]{16}.*says [0-9a-f]{16}|says [0-9a-f]{16}, the database file has [0-9a-f]{16}/);
       expect(replica.logs).toContain(file);
+      if (replica.proc?.exitCode === null) {
+        // Counted where operators look (a replica that can never be primary starts and resyncs instead of refusing).
+        expect((await scrape(replica)).value("litefs_checksum_mismatches_total", { db: DB })).toBe(1);
+      }
       if (replica.proc?.exitCode !== null) {
         // Refused, never served; the documented repair: remove the database dir, the primary resends it.
         await replica.kill9();
@@ -143,6 +149,6 @@ describe("corruption", () => {
       tally.recovered(performance.now() - faultAt);
       tally.iterations++;
     }
-    await finish(tally, cluster, client, "repaired by replaying stored LTX files, or refused and resynced");
+    await finish(tally, cluster, client, "reported; repaired from the stored LTX files, or set aside and resynced from the primary");
   });
 });
