@@ -6,7 +6,8 @@ import { checkImportFile, importLtx } from "../store/import.js";
 import { isLeaseError, mayTakeLease, type Lease, type Leaser, type LeaserType, type PrimaryInfo } from "../lease/index.js";
 import type { ReplicationConfig } from "../config/types.js";
 import { generateClusterId, readClusterId, writeClusterId } from "../store/cluster-id.js";
-import type { StoreEvent } from "../store/events.js";
+import type { CommitEvent, CommitWait, StoreEvent } from "../store/events.js";
+import { StoreError } from "../store/errors.js";
 import type { MountWriter, RepairJob } from "../store/mount-writer.js";
 import type { Store } from "../store/store.js";
 import type { WriteAuthority } from "../store/write-authority.js";
@@ -105,6 +106,7 @@ export class Node {
   /** On the primary: synchronous replication (a no-op when asynchronous). */
   private readonly sync: SyncReplication;
   private readonly removeSyncBarrier: () => void;
+  private readonly removeLeaseBarrier: () => void;
   /** The candidate is outside the published in-sync set: said once per wait. */
   private outsideSyncSetLogged = false;
 
@@ -142,6 +144,7 @@ export class Node {
       onStateChange: (degraded, status) => this.events.emit({ type: "sync", degraded, members: status.members, required: status.required }),
     });
     this.removeSyncBarrier = store.addCommitBarrier((ev) => this.sync.barrier(ev));
+    this.removeLeaseBarrier = store.addCommitBarrier((ev) => this.leaseBarrier(ev));
     this.replicas.onDisconnect = (replica) => this.sync.disconnected(replica);
   }
 
@@ -177,7 +180,7 @@ export class Node {
   /** Asked by the FUSE adapter on every open and write. */
   writeAuthority(db: string): WriteAuthority {
     if (this.currentRole === "replica" && this.haltHolds.holds(db)) return "halted";
-    if (this.currentRole !== "primary" || this.writesPaused) return "replica";
+    if (this.currentRole !== "primary" || this.writesPaused || !this.leaseHeld()) return "replica";
     return this.imports.get(db)?.holding || this.haltGrants.holds(db) ? "held" : "primary";
   }
 
@@ -260,6 +263,7 @@ export class Node {
     await this.haltHolds.releaseAll("shutting down");
     this.removeHaltBarrier();
     this.removeSyncBarrier();
+    this.removeLeaseBarrier();
     this.unsubscribeStore();
   }
 
@@ -396,7 +400,7 @@ export class Node {
   }
 
   private assertWritable(what: string): void {
-    if (this.currentRole === "primary" && !this.writesPaused) return;
+    if (this.currentRole === "primary" && !this.writesPaused && this.leaseHeld()) return;
     const primary = this.knownPrimary && !this.isPrimary ? ` (the primary is ${this.knownPrimary.hostname}, ${this.knownPrimary.advertiseUrl})` : "";
     throw new NodeError("NODE_NOT_PRIMARY", `cannot ${what}: this node is not the primary${primary}`);
   }
@@ -644,6 +648,27 @@ export class Node {
     this.knownPrimary = primary;
     this.bumpStatus();
     this.events.emit({ type: "primary", hostname: primary?.hostname ?? null, advertiseUrl: primary?.advertiseUrl ?? null, isPrimary: this.isPrimary });
+  }
+
+  /**
+   * The lease is still good by the clock, not only by the timer that ends the term: a process
+   * paused past its TTL (SIGSTOP, a stalled VM) serves the FUSE requests queued meanwhile before
+   * any timer runs, while another node may already be primary. Asking declares the lease lost
+   * (the term then ends as usual), so nothing is captured or acknowledged after that moment.
+   */
+  private leaseHeld(): boolean {
+    return this.lease === null || this.lease.held();
+  }
+
+  /**
+   * The commit barrier of the lease: a commit captured while the lease ran out (the process was
+   * paused in the middle of writing its LTX file) is answered with an I/O error, not a success.
+   */
+  private leaseBarrier(ev: CommitEvent): CommitWait {
+    if (this.leaseHeld()) return null;
+    return Promise.reject(
+      new StoreError("STORE_COMMIT_LOST", `${ev.db.name}: TXID ${ev.position.txid} was captured after this node's lease ran out (paused past its TTL?): not acknowledged`),
+    );
   }
 
   private pauseWrites(): void {
