@@ -38,12 +38,11 @@ async function pairWithSmallDisk(label: string, onDisk: "primary" | "replica"): 
 }
 
 /**
- * WAL mode is not run yet: on a full data dir every new WAL reader fails with "disk I/O error",
- * because the mount's `-shm` is backed by `dbs/<db>/shm` in the data dir, kept at a few bytes while
- * no connection is open, and each new reader must grow it again (ENOSPC). A replica then cannot
- * serve its last state. Left for the store's owner (reported in docs/reliability.md).
+ * Both journal modes. WAL readers need the -shm, which SQLite truncates and grows again for every
+ * first connection (and unlinks after the last): its backing file keeps its space
+ * (src/store/shm-file.ts), so a replica on a full disk still serves its last state in WAL mode.
  */
-const MODES = ["delete"] as const;
+const MODES = ["delete", "wal"] as const;
 
 describe("full disks", () => {
   for (const journalMode of MODES) {
