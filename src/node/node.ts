@@ -96,6 +96,9 @@ export class Node {
   private handedLeaseId: string | null = null;
   private loop: Promise<void> | null = null;
   private readyWaiters: Array<() => void> = [];
+  /** Resolved once the lease loop has first decided the role (see roleDecided). */
+  private readonly firstRole = signal();
+  private firstRoleDecided = false;
   private ready = false;
   private readonly unsubscribeStore: () => void;
   /** On the primary: the HALT locks granted to replicas. */
@@ -237,6 +240,22 @@ export class Node {
     this.loop ??= this.run();
   }
 
+  /**
+   * Pending until the lease loop first decides whether this node is primary (null afterwards).
+   * The daemon mounts before it starts the loop, so for a moment every node looks like a replica:
+   * a write open then waits for the decision instead of being refused on a node about to be
+   * primary (a fresh static primary's first CREATE failed with "unable to open database file").
+   */
+  roleDecided(): Promise<void> | null {
+    return this.firstRoleDecided ? null : this.firstRole.promise;
+  }
+
+  private decideFirstRole(): void {
+    if (this.firstRoleDecided) return;
+    this.firstRoleDecided = true;
+    this.firstRole.resolve();
+  }
+
   /** Resolves when the node is primary, or a replica that has caught up once. */
   waitUntilReady(): Promise<void> {
     if (this.ready) return Promise.resolve();
@@ -250,6 +269,7 @@ export class Node {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.decideFirstRole();
     this.setRole("stopping", "shutting down");
     await this.handOverOnShutdown();
     this.endReplicaTerm?.();
@@ -472,6 +492,8 @@ export class Node {
         if (this.stopped) break;
         await this.replicaTerm();
       } catch (err) {
+        // Undecided after an error (Consul unreachable): writes are refused as on a replica, not held.
+        this.decideFirstRole();
         if (!this.stopped) log.warn({ err: (err as Error).message }, "lease loop error; retrying");
         await sleep(this.opts.reconnectDelayMs);
       }
@@ -522,6 +544,7 @@ export class Node {
     this.writesPaused = false;
     this.sync.startTerm();
     this.setRole("primary");
+    this.decideFirstRole();
     this.opts.log.info({ lease: lease.id }, "acquired the primary lease");
     this.markReady();
     await new Promise<void>((resolve) => {
@@ -589,6 +612,7 @@ export class Node {
   private async replicaTerm(): Promise<void> {
     const { leaser, log } = this.opts;
     this.setRole("replica");
+    this.decideFirstRole();
     const ended = new Promise<void>((resolve) => (this.endReplicaTerm = resolve));
     const session = this.opts.replicaClient({
       discoverPrimary: async () => {
