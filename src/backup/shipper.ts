@@ -251,6 +251,9 @@ export class Shipper {
       if (level === SNAPSHOT_LEVEL) s.timestamps.set(objectPath(ref), ends.header.timestamp);
       s.shipped = new Position(f.maxTxid, ends.postApplyChecksum);
       s.pendingSince = null;
+      // The storage answers again: status and litefs_backup_failing stop showing the old failure
+      // as soon as the backlog moves, not only once the whole cycle (compaction, retention) is done.
+      s.error = null;
     }
   }
 

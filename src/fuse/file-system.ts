@@ -43,6 +43,11 @@ interface OpenFile {
 export interface MountedNode {
   readonly isPrimary: boolean;
   writeAuthority(db: string): WriteAuthority;
+  /**
+   * Pending until the lease loop first decides this node's role (then null): the mount is served
+   * a moment before that, and a node about to be primary must not refuse a write open meanwhile.
+   */
+  roleDecided(): Promise<void> | null;
   /** Hostname of the primary while this replica knows it; null on the primary. */
   primaryHostname(): string | null;
   /** Replication lag in milliseconds (0 on the primary). */
@@ -244,16 +249,17 @@ export class FileSystem {
 
   // ---- open / create / release -------------------------------------------------------------
 
-  private open(p: string, flags: number, cb: Callback): void {
-    const caller = this.opts.callerPid();
+  private open(p: string, flags: number, cb: Callback, caller = this.opts.callerPid()): void {
     const entry = parseMountPath(p);
     if (!entry || entry.type === "root") return cb(errno.EISDIR);
-    const node = this.nodeFor(entry);
     const wantsWrite = (flags & 3) !== fs.constants.O_RDONLY;
+    const deciding = wantsWrite ? this.node.roleDecided() : null;
+    if (deciding) return void deciding.then(() => this.open(p, flags, cb, caller));
+    const node = this.nodeFor(entry);
     if (!node) {
       // The kernel opens (never creates) a name it still caches after the Store discarded it (a
       // refused first write): on the primary, a write open gets the empty database it expects.
-      if (entry.type === "database-file" && entry.kind === "database" && wantsWrite && this.node.writeAuthority(entry.db) === "primary") return this.create(p, 0o644, cb);
+      if (entry.type === "database-file" && entry.kind === "database" && wantsWrite && this.node.writeAuthority(entry.db) === "primary") return this.create(p, 0o644, cb, caller);
       return cb(errno.ENOENT);
     }
     if (!(node instanceof DatabaseFileNode)) return wantsWrite ? cb(errno.EACCES) : cb(0, this.addHandle({ entry, node, access: "read" }));
@@ -267,10 +273,11 @@ export class FileSystem {
     return cb(0, this.addHandle({ entry, node, access }));
   }
 
-  private create(p: string, _mode: number, cb: Callback): void {
-    const caller = this.opts.callerPid();
+  private create(p: string, mode: number, cb: Callback, caller = this.opts.callerPid()): void {
     const entry = parseMountPath(p);
     if (!entry || entry.type === "root") return cb(errno.EISDIR);
+    const deciding = this.node.roleDecided();
+    if (deciding) return void deciding.then(() => this.create(p, mode, cb, caller));
     if (entry.type !== "database-file") return this.refuse(p, "this name is reserved for a file the mount provides", errno.EACCES, cb, caller);
     try {
       const existing = this.store.database(entry.db);

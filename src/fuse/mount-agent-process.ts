@@ -179,14 +179,28 @@ class PagePlan {
     this.pageSize = pageSize;
   }
 
-  /** Applies the pending cut, then writes the pending pages, contiguous ones together. */
+  /**
+   * Applies the pending cut, then writes the pending pages, contiguous ones together: first those
+   * past the end of the file, then those it already holds. Only growing the file needs new disk
+   * space, so on a full disk (ENOSPC) the write fails before any page readers can see was
+   * changed: the replica keeps serving its last state instead of a torn one ("database disk
+   * image is malformed", seen in the fault suite's full-disk scenario).
+   */
   flush(fd: number): void {
     if (this.shrinkTo < this.fileSize) {
       fs.ftruncateSync(fd, this.shrinkTo);
       this.fileSize = this.shrinkTo;
     }
     this.shrinkTo = Infinity;
-    const offsets = [...this.pages.keys()].sort((a, b) => a - b);
+    const sorted = [...this.pages.keys()].sort((a, b) => a - b);
+    const oldEnd = this.fileSize;
+    this.writeRuns(fd, sorted.filter((o) => o >= oldEnd));
+    this.writeRuns(fd, sorted.filter((o) => o < oldEnd));
+    this.pages.clear();
+    this.bytes = 0;
+  }
+
+  private writeRuns(fd: number, offsets: number[]): void {
     let i = 0;
     while (i < offsets.length) {
       const start = offsets[i];
@@ -204,8 +218,6 @@ class PagePlan {
       this.written += run.length;
       this.fileSize = Math.max(this.fileSize, end);
     }
-    this.pages.clear();
-    this.bytes = 0;
   }
 
   /** Flushes, then sets the file to its final size. */

@@ -389,6 +389,14 @@ export class ConsulLease implements Lease {
     return this.lastRenewedAt + this.ttlMs - this.marginMs;
   }
 
+  held(): boolean {
+    if (this.state !== "active") return false;
+    if (clock() < this.lostAt) return true;
+    // The lost timer is late (the process was paused): the lease is gone all the same.
+    this.declareLost();
+    return false;
+  }
+
   async renew(): Promise<void> {
     this.assertActive();
     const sentAt = clock();
@@ -548,17 +556,22 @@ export class ConsulLease implements Lease {
 
   private armLostTimer(): void {
     clearTimeout(this.lostTimer);
-    this.lostTimer = setTimeout(() => {
-      this.stop(
-        "lost",
-        new LeaseError(
-          "LEASE_EXPIRED",
-          `lease on ${JSON.stringify(this.ctx.key)} not renewed within its ${this.ttlMs}ms TTL; ` +
-            "giving it up before Consul can let another node acquire",
-          { key: this.ctx.key },
-        ),
-      );
-    }, Math.max(0, this.lostAt - clock()));
+    this.lostTimer = setTimeout(() => this.declareLost(), Math.max(0, this.lostAt - clock()));
+  }
+
+  private declareLost(): void {
+    const lateMs = Math.round(clock() - this.lostAt);
+    this.stop(
+      "lost",
+      new LeaseError(
+        "LEASE_EXPIRED",
+        `lease on ${JSON.stringify(this.ctx.key)} not renewed within its ${this.ttlMs}ms TTL; ` +
+          (lateMs > this.marginMs
+            ? `noticed ${lateMs}ms late (was this process paused?): another node may hold the lease already`
+            : "giving it up before Consul can let another node acquire"),
+        { key: this.ctx.key },
+      ),
+    );
   }
 
   /** Leaves the active state once; false if it was already left. */

@@ -107,6 +107,15 @@ export interface Lease {
    */
   readonly signal: AbortSignal;
 
+  /**
+   * Whether this node may still act on the lease, by the monotonic clock: false once it is past
+   * the moment the lease stops being trusted, even if the timer that declares it lost has not
+   * fired yet (a process paused by SIGSTOP, a stalled VM: on resume, FUSE requests queued
+   * meanwhile are served before timers run). Past that moment the lease is declared lost here and
+   * now, so `signal` is aborted before this returns.
+   */
+  held(): boolean;
+
   /** Renews now. Leases renew themselves; this is for callers that need a fresh TTL. */
   renew(): Promise<void>;
 

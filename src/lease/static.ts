@@ -135,6 +135,10 @@ export class StaticLease implements Lease {
     return this.controller.signal;
   }
 
+  held(): boolean {
+    return !this.controller.signal.aborted;
+  }
+
   async renew(): Promise<void> {
     this.controller.signal.throwIfAborted();
   }

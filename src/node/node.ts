@@ -6,7 +6,8 @@ import { checkImportFile, importLtx } from "../store/import.js";
 import { isLeaseError, mayTakeLease, type Lease, type Leaser, type LeaserType, type PrimaryInfo } from "../lease/index.js";
 import type { ReplicationConfig } from "../config/types.js";
 import { generateClusterId, readClusterId, writeClusterId } from "../store/cluster-id.js";
-import type { StoreEvent } from "../store/events.js";
+import type { CommitEvent, CommitWait, StoreEvent } from "../store/events.js";
+import { StoreError } from "../store/errors.js";
 import type { MountWriter, RepairJob } from "../store/mount-writer.js";
 import type { Store } from "../store/store.js";
 import type { WriteAuthority } from "../store/write-authority.js";
@@ -97,6 +98,9 @@ export class Node {
   private handedLeaseId: string | null = null;
   private loop: Promise<void> | null = null;
   private readyWaiters: Array<() => void> = [];
+  /** Resolved once the lease loop has first decided the role (see roleDecided). */
+  private readonly firstRole = signal();
+  private firstRoleDecided = false;
   private ready = false;
   private readonly unsubscribeStore: () => void;
   /** On the primary: the HALT locks granted to replicas. */
@@ -107,6 +111,7 @@ export class Node {
   /** On the primary: synchronous replication (a no-op when asynchronous). */
   private readonly sync: SyncReplication;
   private readonly removeSyncBarrier: () => void;
+  private readonly removeLeaseBarrier: () => void;
   /** The candidate is outside the published in-sync set: said once per wait. */
   private outsideSyncSetLogged = false;
 
@@ -144,6 +149,7 @@ export class Node {
       onStateChange: (degraded, status) => this.events.emit({ type: "sync", degraded, members: status.members, required: status.required }),
     });
     this.removeSyncBarrier = store.addCommitBarrier((ev) => this.sync.barrier(ev));
+    this.removeLeaseBarrier = store.addCommitBarrier((ev) => this.leaseBarrier(ev));
     this.replicas.onDisconnect = (replica) => this.sync.disconnected(replica);
   }
 
@@ -179,7 +185,7 @@ export class Node {
   /** Asked by the FUSE adapter on every open and write. */
   writeAuthority(db: string): WriteAuthority {
     if (this.currentRole === "replica" && this.haltHolds.holds(db)) return "halted";
-    if (this.currentRole !== "primary" || this.writesPaused) return "replica";
+    if (this.currentRole !== "primary" || this.writesPaused || !this.leaseHeld()) return "replica";
     return this.imports.get(db)?.holding || this.haltGrants.holds(db) ? "held" : "primary";
   }
 
@@ -236,6 +242,22 @@ export class Node {
     this.loop ??= this.run();
   }
 
+  /**
+   * Pending until the lease loop first decides whether this node is primary (null afterwards).
+   * The daemon mounts before it starts the loop, so for a moment every node looks like a replica:
+   * a write open then waits for the decision instead of being refused on a node about to be
+   * primary (a fresh static primary's first CREATE failed with "unable to open database file").
+   */
+  roleDecided(): Promise<void> | null {
+    return this.firstRoleDecided ? null : this.firstRole.promise;
+  }
+
+  private decideFirstRole(): void {
+    if (this.firstRoleDecided) return;
+    this.firstRoleDecided = true;
+    this.firstRole.resolve();
+  }
+
   /** Resolves when the node is primary, or a replica that has caught up once. */
   waitUntilReady(): Promise<void> {
     if (this.ready) return Promise.resolve();
@@ -249,6 +271,7 @@ export class Node {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.decideFirstRole();
     this.setRole("stopping", "shutting down");
     await this.handOverOnShutdown();
     this.endReplicaTerm?.();
@@ -262,6 +285,7 @@ export class Node {
     await this.haltHolds.releaseAll("shutting down");
     this.removeHaltBarrier();
     this.removeSyncBarrier();
+    this.removeLeaseBarrier();
     this.unsubscribeStore();
   }
 
@@ -398,7 +422,7 @@ export class Node {
   }
 
   private assertWritable(what: string): void {
-    if (this.currentRole === "primary" && !this.writesPaused) return;
+    if (this.currentRole === "primary" && !this.writesPaused && this.leaseHeld()) return;
     const primary = this.knownPrimary && !this.isPrimary ? ` (the primary is ${this.knownPrimary.hostname}, ${this.knownPrimary.advertiseUrl})` : "";
     throw new NodeError("NODE_NOT_PRIMARY", `cannot ${what}: this node is not the primary${primary}`);
   }
@@ -470,6 +494,8 @@ export class Node {
         if (this.stopped) break;
         await this.replicaTerm();
       } catch (err) {
+        // Undecided after an error (Consul unreachable): writes are refused as on a replica, not held.
+        this.decideFirstRole();
         if (!this.stopped) log.warn({ err: (err as Error).message }, "lease loop error; retrying");
         await sleep(this.opts.reconnectDelayMs);
       }
@@ -520,6 +546,7 @@ export class Node {
     this.writesPaused = false;
     this.sync.startTerm();
     this.setRole("primary");
+    this.decideFirstRole();
     this.opts.log.info({ lease: lease.id }, "acquired the primary lease");
     this.markReady();
     await new Promise<void>((resolve) => {
@@ -587,6 +614,7 @@ export class Node {
   private async replicaTerm(): Promise<void> {
     const { leaser, log } = this.opts;
     this.setRole("replica");
+    this.decideFirstRole();
     const ended = new Promise<void>((resolve) => (this.endReplicaTerm = resolve));
     let streamingFrom: PrimaryInfo | null = null;
     const session = this.opts.replicaClient({
@@ -690,6 +718,27 @@ export class Node {
     this.knownPrimary = primary;
     this.bumpStatus();
     this.events.emit({ type: "primary", hostname: primary?.hostname ?? null, advertiseUrl: primary?.advertiseUrl ?? null, isPrimary: this.isPrimary });
+  }
+
+  /**
+   * The lease is still good by the clock, not only by the timer that ends the term: a process
+   * paused past its TTL (SIGSTOP, a stalled VM) serves the FUSE requests queued meanwhile before
+   * any timer runs, while another node may already be primary. Asking declares the lease lost
+   * (the term then ends as usual), so nothing is captured or acknowledged after that moment.
+   */
+  private leaseHeld(): boolean {
+    return this.lease === null || this.lease.held();
+  }
+
+  /**
+   * The commit barrier of the lease: a commit captured while the lease ran out (the process was
+   * paused in the middle of writing its LTX file) is answered with an I/O error, not a success.
+   */
+  private leaseBarrier(ev: CommitEvent): CommitWait {
+    if (this.leaseHeld()) return null;
+    return Promise.reject(
+      new StoreError("STORE_COMMIT_LOST", `${ev.db.name}: TXID ${ev.position.txid} was captured after this node's lease ran out (paused past its TTL?): not acknowledged`),
+    );
   }
 
   private pauseWrites(): void {

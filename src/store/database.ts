@@ -10,6 +10,7 @@ import { StoreError } from "./errors.js";
 import type { ChangeSource, CommitWait, StoreEvent } from "./events.js";
 import { LtxDirectory, readPostApplyChecksum, type WrittenLtx } from "./ltx-directory.js";
 import { PageChecksums } from "./page-checksums.js";
+import { ShmBackingFile } from "./shm-file.js";
 
 export type FileKind = "database" | "journal" | "wal" | "shm";
 
@@ -88,7 +89,8 @@ export class Database {
       database: new BackingFile(path.join(opts.dir, "database")),
       journal: new BackingFile(path.join(opts.dir, "journal")),
       wal: new BackingFile(path.join(opts.dir, "wal")),
-      shm: new BackingFile(path.join(opts.dir, "shm")),
+      // Keeps its disk space, so WAL readers still open on a full data dir (see ShmBackingFile).
+      shm: new ShmBackingFile(path.join(opts.dir, "shm")),
     };
     this.ltx = new LtxDirectory(path.join(opts.dir, "ltx"), opts.skipSync);
     this.applyMarker = new ApplyMarker(opts.dir, opts.skipSync);

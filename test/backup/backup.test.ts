@@ -2,7 +2,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HEADER_SIZE, decodeHeader, formatLtxFilename } from "../../src/ltx/index.js";
-import { backupStatus, expectUnbrokenChain, fileBackupObjects, fileChecksum, litefs } from "../support/backup.js";
+import { backupStatus, create, expectUnbrokenChain, fileBackupObjects, fileChecksum, litefs, txidOf, waitForBackup, writeLoad } from "../support/backup.js";
 import { consul, consulNode } from "../support/consul-nodes.js";
 import { LitefsNode, freePort, makeTempDir, sleep, waitFor } from "../support/node-process.js";
 import { waitForPrimary } from "../support/roles.js";
@@ -30,50 +30,6 @@ async function primary(label: string, backupYaml: string): Promise<LitefsNode> {
 
 function fileBackupYaml(dir: string, extra: Record<string, string> = {}): string {
   return ["backup:", "  type: file", `  url: file://${dir}`, "  interval: 100ms", ...Object.entries(extra).map(([k, v]) => `  ${k}: ${v}`)].join("\n");
-}
-
-/** Inserts rows one transaction at a time until stopped; records the position after each. */
-function writeLoad(node: LitefsNode, db: string): { positions: string[]; stop: () => Promise<void> } {
-  const positions: string[] = [];
-  let stopped = false;
-  let id = 0;
-  const loop = (async () => {
-    while (!stopped) {
-      await sqlite3(node.db(db), `INSERT INTO t VALUES (${++id}, randomblob(300 + ${id % 7} * 500));`).catch(() => undefined);
-      const pos = await node.pos(db).catch(() => null);
-      if (pos && pos !== positions.at(-1)) positions.push(pos);
-    }
-  })();
-  return {
-    positions,
-    stop: async () => {
-      stopped = true;
-      await loop;
-    },
-  };
-}
-
-async function waitForBackup(node: LitefsNode, db: string, timeoutMs = 30_000): Promise<string> {
-  let want = "";
-  await waitFor(
-    async () => {
-      want = await node.pos(db);
-      return (await backupStatus(node, db))?.position === want;
-    },
-    timeoutMs,
-    `the backup of ${db} to reach the node's position`,
-  ).catch(async (err: Error) => {
-    throw new Error(`${err.message} (backup: ${JSON.stringify(await backupStatus(node, db).catch(() => null))}, node: ${want})\n${node.logs.slice(-3000)}`);
-  });
-  return want;
-}
-
-function txidOf(pos: string): number {
-  return Number.parseInt(pos.split("/")[0]!, 16);
-}
-
-async function create(node: LitefsNode, db: string, mode = "wal"): Promise<void> {
-  await sqlite3(node.db(db), `PRAGMA journal_mode=${mode}; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);`);
 }
 
 /** Restores with the CLI; returns the position it reports and the output's own checksum. */

@@ -230,6 +230,20 @@ describe("consul leaser: keeping and losing the lease", () => {
     expect(await codeOf(lease.renew())).toBe("LEASE_EXPIRED");
   });
 
+  it("a process paused past its TTL finds the lease gone by the clock, before the timer that would say so runs", async () => {
+    await start();
+    const lease = await fastNode("node-a", 1_000).acquire();
+    expect(lease.held()).toBe(true);
+    // Blocks the event loop as SIGSTOP would: no timer runs meanwhile, the monotonic clock does.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_100);
+    expect(lease.signal.aborted).toBe(false);
+    // What the node asks on every FUSE write after it resumes.
+    expect(lease.held()).toBe(false);
+    expect(lease.signal.aborted).toBe(true);
+    expect((lease.signal.reason as LeaseError).code).toBe("LEASE_EXPIRED");
+    expect((lease.signal.reason as LeaseError).message).toMatch(/late \(was this process paused\?\)/);
+  });
+
   it("release on close lets another node acquire at once, despite a long lock-delay", async () => {
     await start();
     const a = node("node-a", { lockDelayMs: 60_000 });

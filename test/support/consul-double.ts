@@ -129,6 +129,8 @@ export class ConsulDouble {
   private readonly tombstones = new Map<string, number>();
   private readonly lockDelays = new Map<string, number>();
   private readonly nodes = new Map<string, Set<string>>();
+  /** Every request is answered this much later (a slow or distant Consul); 0 by default. */
+  latencyMs = 0;
   private raftIndex = 0;
   private kvTableIndex = 0;
   private offsetMs = 0;
@@ -261,6 +263,7 @@ export class ConsulDouble {
     }
     try {
       const body = await readBody(req);
+      if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
       const url = new URL(req.url ?? "/", "http://consul");
       this.expireSessions();
       this.checkAcl(req, url);

@@ -1,6 +1,11 @@
 import * as fsp from "node:fs/promises";
 import S3rver from "s3rver";
+import * as path from "node:path";
+import { backupObjectsIn, type StoredObject } from "./backup.js";
 import { freePort, makeTempDir } from "./node-process.js";
+
+/** s3rver keeps an object's bytes in `<bucket>/<key>._S3rver_object`. */
+const S3RVER_OBJECT_SUFFIX = "._S3rver_object";
 
 export const S3_BUCKET = "backups";
 
@@ -26,13 +31,13 @@ export class S3Server {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** The YAML of a backup section that ships here (extra keys appended). */
-  backupYaml(prefix: string, extra: Record<string, string> = {}): string {
+  /** The YAML of a backup section that ships here, or through `endpoint` (a proxy in front); extra keys appended. */
+  backupYaml(prefix: string, extra: Record<string, string> = {}, endpoint = this.endpoint): string {
     return [
       "backup:",
       "  type: s3",
       `  url: s3://${S3_BUCKET}/${prefix}`,
-      `  endpoint: ${this.endpoint}`,
+      `  endpoint: ${endpoint}`,
       "  region: us-east-1",
       "  access-key-id: S3RVER",
       "  secret-access-key: S3RVER",
@@ -45,6 +50,11 @@ export class S3Server {
     const server = new S3rver({ port: this.port, address: "127.0.0.1", directory: this.dir, silent: true, configureBuckets: [{ name: S3_BUCKET, configs: [] }] });
     await server.run();
     this.server = server;
+  }
+
+  /** Every object of a database under `prefix`, as stored on s3rver's disk (read after the uploads settled). */
+  async objects(prefix: string, db: string): Promise<StoredObject[]> {
+    return backupObjectsIn(path.join(this.dir, S3_BUCKET, prefix), db, S3RVER_OBJECT_SUFFIX);
   }
 
   /** Stops answering (connections are refused) until resume(). */
