@@ -164,12 +164,14 @@ async function catchUp(
       continue;
     }
     // Built off the FUSE thread while commits go on; it holds exactly the position it started at.
+    const started = Date.now();
     let snapshot;
     try {
       snapshot = await withHeartbeats(opts.store.writeSnapshot(db, "snapshot", opts.compress), write, opts.heartbeatMs);
     } catch (err) {
       throw noteChecksumMismatch(err, db.name, opts.observer);
     }
+    opts.log.info({ db: db.name, txid: snapshot.position.txid, replica: req.hostname, bytes: snapshot.size, ms: Date.now() - started }, "snapshot written; sending it");
     try {
       await sendFile(db.name, snapshot.path, write);
       opts.observer?.snapshotSent(db.name);
