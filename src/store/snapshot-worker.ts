@@ -3,7 +3,9 @@
  * snapshot.ts), so the event loop that serves FUSE never waits for it. Pages come from the
  * database file and the WAL frames the snapshot's position names; after each step the main
  * thread answers with the pages that changed meanwhile, kept as they were (SnapshotView), and
- * those replace what was read. The output is a temporary file (sent, then removed): no fsync.
+ * those replace what was read. The output is a temporary file (sent, then removed), so it needs no
+ * durability; it is still flushed every FLUSH_EVERY_BYTES, so that a large snapshot never piles up
+ * a gigabyte of dirty pages that every fsync and syncfs of the commit path would then wait behind.
  */
 import * as fs from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
@@ -33,6 +35,7 @@ export type SnapshotWorkerMessage =
 
 /** Pages read per step (1 MiB of 4 KiB pages): one round trip to the main thread each. */
 const PAGES_PER_STEP = 256;
+const FLUSH_EVERY_BYTES = 32 * 1024 * 1024;
 
 async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullable<typeof parentPort>): Promise<void> {
   const { pageSize, commit } = job.header;
@@ -56,7 +59,19 @@ async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullab
   const out = fs.openSync(job.target, "w", 0o644);
   try {
     const writer = new BufferedWriter(out);
-    const enc = new LtxEncoder(job.header, (chunk) => writer.write(chunk), { compress: job.compress, name: job.name });
+    let unflushed = 0;
+    const enc = new LtxEncoder(
+      job.header,
+      (chunk) => {
+        writer.write(chunk);
+        unflushed += chunk.length;
+        if (unflushed < FLUSH_EVERY_BYTES) return;
+        writer.flush();
+        fs.fdatasyncSync(out);
+        unflushed = 0;
+      },
+      { compress: job.compress, name: job.name },
+    );
     const buf = Buffer.alloc(pageSize * PAGES_PER_STEP);
     let rolling = 0n;
     for (let first = 1; first <= commit; first += PAGES_PER_STEP) {
