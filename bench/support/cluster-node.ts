@@ -17,6 +17,7 @@ export interface ClusterNodeOptions {
   primaryUrl: string;
   /** data.retention; long by default so catch-up is served from LTX files, not a snapshot. */
   retention?: string;
+  retentionMonitorInterval?: string;
   /** More top-level YAML appended to the config (e.g. a `proxy:` section), one line per entry. */
   extraYaml?: string[];
 }
@@ -32,6 +33,7 @@ export class ClusterNode extends BenchDaemon {
     super(dir, {
       label: opts.hostname,
       retention: opts.retention,
+      retentionMonitorInterval: opts.retentionMonitorInterval,
       cpuProfDir: prof ? path.join(prof, opts.hostname) : undefined,
       config: [
         "http:",

@@ -13,7 +13,8 @@ import { promisify } from "node:util";
 const execFileAsync = promisify(execFile);
 
 export const ROOT = path.resolve(import.meta.dirname, "../../..");
-export const CLI = path.join(ROOT, "dist/src/cli/main.js");
+/** LITEFS_BENCH_CLI: another build to compare against (e.g. the main branch's dist/src/cli/main.js). */
+export const CLI = process.env.LITEFS_BENCH_CLI ?? path.join(ROOT, "dist/src/cli/main.js");
 
 export interface DaemonOptions {
   /** Run the daemon with `-fuse.debug` (every FUSE request is logged; slows it down a lot). */
@@ -29,6 +30,8 @@ export interface DaemonOptions {
   config?: string[];
   /** data.retention; long by default so no LTX file goes away while a benchmark counts them. */
   retention?: string;
+  /** data.retention-monitor-interval (default: the daemon's). */
+  retentionMonitorInterval?: string;
   /** Names the node in error messages (several daemons in one benchmark). */
   label?: string;
 }
@@ -71,6 +74,7 @@ export class BenchDaemon {
       "data:",
       `  dir: ${this.dataDir}`,
       `  retention: ${o.retention ?? "1h"}`,
+      ...(o.retentionMonitorInterval ? [`  retention-monitor-interval: ${o.retentionMonitorInterval}`] : []),
       ...(o.config ?? SINGLE_PRIMARY),
       ...(o.skipSync ? ["skip-sync: true"] : []),
     ].join("\n");

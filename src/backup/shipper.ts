@@ -3,7 +3,6 @@ import type { Logger } from "pino";
 import type { BackupConfig } from "../config/index.js";
 import { Position, formatTxid } from "../ltx/index.js";
 import type { Database } from "../store/database.js";
-import { writeSnapshot } from "../store/snapshot.js";
 import type { Store } from "../store/store.js";
 import { mergeRun } from "./compact.js";
 import { SNAPSHOT_LEVEL, byTxid, objectPath, type BackupFile } from "./layout.js";
@@ -271,15 +270,15 @@ export class Shipper {
   }
 
   /**
-   * Uploads a snapshot of the live database (read on this thread from the backing files, as a
-   * replica's snapshot is: no request changes them meanwhile). The backup continues from it.
+   * Uploads a snapshot of the live database (built off the FUSE thread while commits go on, as a
+   * replica's snapshot is; it holds exactly the position it started at). The backup continues from it.
    */
   private async snapshot(db: Database, s: DbState, why: string, restartsChain = true): Promise<void> {
     if (!db.exists || db.position.txid === 0) return; // a dropped database: its deletion file carries on
-    const tmp = this.opts.store.tempPath("backup-snapshot");
+    const written = await this.opts.store.writeSnapshot(db, "backup-snapshot");
+    const tmp = written.path;
     try {
-      const pos = db.position;
-      const written = writeSnapshot(db, tmp, this.opts.store.compress);
+      const pos = written.position;
       const ref = { db: db.name, level: SNAPSHOT_LEVEL, minTxid: 1, maxTxid: pos.txid };
       await this.put(s, ref, tmp, written.size);
       s.timestamps.set(objectPath(ref), written.header.timestamp);

@@ -11,12 +11,39 @@ import type { Store } from "../store/store.js";
  *
  *   POST /test/commit-gate?state=closed   commits from now on wait (each logs "commit held by the test gate")
  *   POST /test/commit-gate?state=open     releases every held commit; later ones pass at once
+ *
+ * and a gate that pauses snapshots once they have read their first pages, so a test can commit,
+ * checkpoint and vacuum while one is half read:
+ *
+ *   POST /test/snapshot-gate?state=closed  snapshots from now on pause (each logs "snapshot paused by the test gate")
+ *   POST /test/snapshot-gate?state=open    lets every paused snapshot go on; later ones do not pause
  */
 export function testRoutes(store: Store, log: Logger): Record<string, Route> {
   let open: Promise<void> | null = null;
   let release: (() => void) | null = null;
   let removeBarrier: (() => void) | null = null;
+  let snapshotsGo: (() => void) | null = null;
   return {
+    "POST /test/snapshot-gate": async (req, res, url) => {
+      req.resume();
+      const state = url.searchParams.get("state");
+      if (state === "closed") {
+        if (!snapshotsGo) {
+          const gate = new Promise<void>((resolve) => (snapshotsGo = resolve));
+          store.setSnapshotPause((db, position) => {
+            log.info({ db: db.name, txid: position.txid }, "snapshot paused by the test gate");
+            return gate;
+          });
+        }
+      } else if (state === "open") {
+        store.setSnapshotPause(undefined);
+        snapshotsGo?.();
+        snapshotsGo = null;
+      } else {
+        throw new HttpError("HTTP_BAD_REQUEST", "state must be closed or open");
+      }
+      sendJson(res, 200, { state });
+    },
     "POST /test/commit-gate": async (req, res, url) => {
       req.resume();
       const state = url.searchParams.get("state");

@@ -7,7 +7,6 @@ import { HEADER_SIZE, LtxError, Position, TRAILER_SIZE, decodeHeader, decodeLtx,
 import type { ConnectedReplica } from "../node/replicas.js";
 import type { Database } from "../store/database.js";
 import { readLtxEnds, type LtxFileInfo } from "../store/ltx-directory.js";
-import { writeSnapshot } from "../store/snapshot.js";
 import type { Store } from "../store/store.js";
 import { encodeEndFrame, encodeHandoffFrame, encodeHeartbeatFrame, encodeLtxFrameHeader, encodeReadyFrame, StreamError } from "./frames.js";
 import { noteChecksumMismatch, type ReplicationObserver } from "./stream-observer.js";
@@ -156,7 +155,7 @@ async function catchUp(
     }
     opts.log.info({ db: db.name, txid: cur.txid, replica: req.hostname, from: have.toString(), to: cur.toString() }, "sending snapshot");
     if (have.txid > 0) await logDiscarded(db, have, req, opts.log);
-    // An import leaves a snapshot LTX: sent as it is, rather than built again on the FUSE thread.
+    // An import leaves a snapshot LTX: sent as it is, rather than built again.
     const stored = await storedSnapshot(db, have);
     if (stored) {
       await sendFile(db.name, stored.path, write);
@@ -164,19 +163,21 @@ async function catchUp(
       have = stored.after;
       continue;
     }
-    const tmp = db.ltx.tempPath("snapshot");
+    // Built off the FUSE thread while commits go on; it holds exactly the position it started at.
+    const started = Date.now();
+    let snapshot;
     try {
-      try {
-        // Synchronous: it captures exactly `cur`, nothing can commit in between.
-        writeSnapshot(db, tmp, opts.compress);
-      } catch (err) {
-        throw noteChecksumMismatch(err, db.name, opts.observer);
-      }
-      await sendFile(db.name, tmp, write);
+      snapshot = await withHeartbeats(opts.store.writeSnapshot(db, "snapshot", opts.compress), write, opts.heartbeatMs);
+    } catch (err) {
+      throw noteChecksumMismatch(err, db.name, opts.observer);
+    }
+    opts.log.info({ db: db.name, txid: snapshot.position.txid, replica: req.hostname, bytes: snapshot.size, ms: Date.now() - started }, "snapshot written; sending it");
+    try {
+      await sendFile(db.name, snapshot.path, write);
       opts.observer?.snapshotSent(db.name);
-      have = cur;
+      have = snapshot.position;
     } finally {
-      await fsp.rm(tmp, { force: true });
+      await fsp.rm(snapshot.path, { force: true });
     }
   }
   sent.set(db.name, have);
@@ -278,6 +279,26 @@ async function storedSnapshot(db: Database, have: Position): Promise<{ path: str
 function headerAndPost(bytes: Buffer, path: string): { header: LtxHeader; post: bigint } {
   if (bytes.length < HEADER_SIZE + TRAILER_SIZE) throw new StreamError("STREAM_BAD_FILE", `${path} is too short for an LTX file (${bytes.length} bytes)`);
   return { header: decodeHeader(bytes.subarray(0, HEADER_SIZE), path), post: decodeTrailer(bytes.subarray(bytes.length - TRAILER_SIZE)).postApplyChecksum };
+}
+
+/**
+ * Awaits `work` (a snapshot being built: seconds for a large database) while writing a heartbeat
+ * every `heartbeatMs`, so the replica does not take the silence for a dead primary. The last
+ * heartbeat's write is done before this returns: nothing interleaves with the file sent next.
+ * (A replica already past READY counts a heartbeat as "in sync": its .lag reads low meanwhile.)
+ */
+async function withHeartbeats<T>(work: Promise<T>, write: (chunk: Uint8Array) => Promise<void>, heartbeatMs: number): Promise<T> {
+  let last: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    // A closed stream fails the next write of the file itself.
+    last = last.then(() => write(encodeHeartbeatFrame(Date.now()))).catch(() => undefined);
+  }, heartbeatMs);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+    await last;
+  }
 }
 
 /**

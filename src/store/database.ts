@@ -11,6 +11,7 @@ import type { ChangeSource, CommitWait, StoreEvent } from "./events.js";
 import { LtxDirectory, readPostApplyChecksum, type WrittenLtx } from "./ltx-directory.js";
 import { PageChecksums } from "./page-checksums.js";
 import { ShmBackingFile } from "./shm-file.js";
+import type { SnapshotView } from "./snapshot.js";
 
 export type FileKind = "database" | "journal" | "wal" | "shm";
 
@@ -78,6 +79,8 @@ export class Database {
   private deleted = false;
   /** What the local commits of the current FUSE request wait for (see CommitWait). */
   private commitWait: CommitWait = null;
+  /** Snapshots being written: each keeps the pages it still needs before they change (snapshot.ts). */
+  private readonly snapshotViews = new Set<SnapshotView>();
   /** Counts for operators (read by src/metrics/): writes to each file since this process started, LTX files retention removed. */
   readonly stats: { writes: Record<FileKind, number>; ltxReaped: number } = { writes: { database: 0, journal: 0, wal: 0, shm: 0 }, ltxReaped: 0 };
 
@@ -165,6 +168,7 @@ export class Database {
         this.journal.afterJournalWrite(buf, length, position);
         break;
       case "wal":
+        this.beforeChange("wal", position, position + length);
         this.files.wal.write(buf, length, position);
         this.wal.afterWrite(buf, position, length);
         break;
@@ -185,11 +189,13 @@ export class Database {
         this.files.journal.truncate(size);
         break;
       case "wal":
+        this.beforeChange("wal", size, Infinity);
         this.files.wal.truncate(size);
         this.wal.afterTruncate(size);
         break;
       case "database":
         this.checkDatabaseTruncate(size);
+        this.beforeChange("database", size, Infinity);
         this.files.database.truncate(size);
         break;
       case "shm":
@@ -224,6 +230,7 @@ export class Database {
         this.files.journal.unlink();
         break;
       case "wal":
+        this.beforeChange("wal", 0, Infinity);
         this.files.wal.unlink();
         this.wal.afterTruncate(0);
         break;
@@ -269,6 +276,7 @@ export class Database {
       // even then the database file never holds a page whose LTX a power cut could lose.
       if (!this.opts.skipSync) this.ltx.syncPending();
     }
+    this.beforeChange("database", position, position + length);
     this.files.database.write(buf, length, position);
   }
 
@@ -409,11 +417,13 @@ export class Database {
   applyWrite(kind: FileKind, buf: Uint8Array, length: number, position: number): void {
     this.stats.writes[kind]++;
     if (kind === "journal") this.journal.journalChanged();
+    this.beforeChange(kind, position, position + length);
     this.files[kind].write(buf, length, position);
   }
 
   applyTruncate(kind: FileKind, size: number): void {
     if (kind === "journal") this.journal.journalChanged();
+    this.beforeChange(kind, size, Infinity);
     this.files[kind].truncate(size);
     // The agent emptied what a cut-off primary term left behind: forget its capture state.
     if (kind === "wal") this.wal.afterTruncate(size);
@@ -422,6 +432,7 @@ export class Database {
 
   /** Removes the database's files and forgets their pages and capture state (a drop, or a discarded create). */
   removeFiles(): void {
+    for (const view of this.snapshotViews) view.fail("the database's files were removed");
     this.checksums.clear();
     this.journal.reset();
     this.wal.reset();
@@ -455,6 +466,19 @@ export class Database {
       }
     }
     return out;
+  }
+
+  // ---- snapshots ------------------------------------------------------------------------------
+
+  /** A snapshot starts keeping the pages it needs (snapshot.ts); returns its removal. */
+  addSnapshotView(view: SnapshotView): () => void {
+    this.snapshotViews.add(view);
+    return () => this.snapshotViews.delete(view);
+  }
+
+  /** Bytes [start, end) of a backing file are about to change: running snapshots keep what they still need first. */
+  private beforeChange(kind: FileKind, start: number, end: number): void {
+    for (const view of this.snapshotViews) view.beforeChange(kind, start, end);
   }
 
   closeFiles(): void {

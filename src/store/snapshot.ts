@@ -1,46 +1,237 @@
-import { lockPgno, pageChecksum, type LtxHeader } from "../ltx/index.js";
-import { WAL_FRAME_HEADER_SIZE, readJournalRecords } from "../sqlite/index.js";
-import type { Database } from "./database.js";
+import * as fs from "node:fs";
+import { Worker } from "node:worker_threads";
+import { lockPgno, type LtxHeader, type Position } from "../ltx/index.js";
+import { WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, readJournalRecords, walFrameSize } from "../sqlite/index.js";
+import type { Database, FileKind } from "./database.js";
 import { StoreError } from "./errors.js";
 import type { WrittenLtx } from "./ltx-directory.js";
+import type { SnapshotJob, SnapshotWorkerMessage } from "./snapshot-worker.js";
+
+export interface SnapshotOptions {
+  compress: boolean;
+  /** A scratch file for the pages kept for the snapshot (see SnapshotView); removed after. */
+  spillPath: string;
+  /** Awaited once the first pages are read (the test suite's gate: commits land mid-snapshot). */
+  pause?: (db: Database, position: Position) => Promise<void>;
+}
+
+export type SnapshotFile = WrittenLtx & { header: LtxHeader; position: Position };
 
 /**
  * Writes a snapshot LTX (TXID 1..current, every page) of the committed state of a database to
- * `path`, for a replica that cannot catch up incrementally.
+ * `path`, for a replica that cannot catch up incrementally or for the backup.
  *
- * It runs synchronously on the thread that serves FUSE, so no SQLite request can change the
- * files while it reads: the committed state is exactly what it sees, with two overlays for what
- * SQLite may have in flight: in WAL mode, committed frames not yet checkpointed; in a rollback
- * journal transaction, the journal's copies of pages already overwritten in the database file.
+ * The pages are read, checksummed and encoded by a worker thread, so the event loop that serves
+ * FUSE runs on and SQLite keeps committing meanwhile. The snapshot is still exactly the position
+ * it started at: a SnapshotView on this thread keeps the old version of every page it has not
+ * read yet before anything overwrites it (copy-on-write), and the worker takes those copies over
+ * what it read from the files. The worker checks the pages' checksum against the position.
  */
-export function writeSnapshot(db: Database, path: string, compress: boolean): WrittenLtx & { header: LtxHeader } {
-  const pos = db.position;
+export async function writeSnapshot(db: Database, path: string, opts: SnapshotOptions): Promise<SnapshotFile> {
+  const position = db.position;
   const commit = db.checksums.pageCount;
   const pageSize = db.pageSize;
-  if (pos.txid === 0 || pageSize === 0) {
+  if (position.txid === 0 || pageSize === 0 || !db.exists) {
     throw new StoreError("STORE_NOT_FOUND", `database ${db.name}: nothing committed yet, no snapshot to send`);
   }
-  const readPage = committedPageReader(db);
-  const header = snapshotHeader(pageSize, commit, pos.txid);
-  const lock = lockPgno(pageSize);
-  const written = db.ltx.writeTo(path, header, compress, (enc) => {
-    let rolling = 0n;
-    for (let pgno = 1; pgno <= commit; pgno++) {
-      if (pgno === lock) continue;
-      const data = readPage(pgno);
-      rolling ^= pageChecksum(pgno, data);
-      enc.encodePage(pgno, data);
+  const header = snapshotHeader(pageSize, commit, position.txid);
+  const view = new SnapshotView(db, opts.spillPath);
+  const unregister = db.addSnapshotView(view);
+  try {
+    const job: SnapshotJob = {
+      name: db.name,
+      database: db.files.database.path,
+      wal: db.files.wal.path,
+      spill: opts.spillPath,
+      target: path,
+      header,
+      compress: opts.compress,
+      walFrames: [...view.walFrames],
+      expected: position.postApplyChecksum,
+    };
+    let paused = false;
+    const done = await runSnapshotWorker(job, view, async (from, upTo) => {
+      if (!paused && opts.pause) {
+        paused = true;
+        await opts.pause(db, position);
+      }
+      return view.release(from, upTo);
+    });
+    return { path, size: done.size, fileChecksum: done.fileChecksum, header: { ...header, flags: done.flags }, position };
+  } catch (err) {
+    fs.rmSync(path, { force: true });
+    throw err;
+  } finally {
+    unregister();
+    view.close();
+  }
+}
+
+/**
+ * What one running snapshot still needs of a database, kept as of its position. Owned by the
+ * Database (which calls `beforeChange` before any byte of the database file or the WAL changes)
+ * and by the snapshot that created it (which calls `release` as the worker reads). Every page
+ * the worker has not read yet and whose bytes are about to change is first copied, as it is at
+ * the snapshot's position, to a spill file on the backing filesystem (so even a VACUUM of a
+ * large database during a snapshot costs disk, not memory).
+ *
+ * Where a page is at the position: in an active rollback journal's first copy of it (copied at
+ * once), else in the WAL frame the last commit left for it, else in the database file.
+ */
+export class SnapshotView {
+  readonly pageSize: number;
+  readonly commit: number;
+  /** pgno → WAL offset of the frame holding the page at the snapshot's position. */
+  readonly walFrames: ReadonlyMap<number, number>;
+  /** The same frames by offset. */
+  private readonly walPgnoAt = new Map<number, number>();
+  private readonly lock: number;
+  /** Pages below this one were read by the worker: nothing is kept for them any more. */
+  private readFrom = 1;
+  /** pgno → offset in the spill file of the page as it was at the snapshot's position. */
+  private readonly kept = new Map<number, number>();
+  private spillFd: number | null;
+  private spillEnd = 0;
+  /** Set when the database went away under the snapshot (dropped, or its files removed). */
+  failure: Error | null = null;
+
+  constructor(
+    private readonly db: Database,
+    private readonly spillPath: string,
+  ) {
+    this.pageSize = db.pageSize;
+    this.commit = db.checksums.pageCount;
+    this.lock = lockPgno(this.pageSize);
+    this.walFrames = new Map(db.wal.committedPages);
+    for (const [pgno, off] of this.walFrames) this.walPgnoAt.set(off, pgno);
+    this.spillFd = fs.openSync(spillPath, "w+", 0o600);
+    if (db.journal.active && db.files.journal.exists()) {
+      // The first copy of a page in an active journal is its committed content; the database
+      // file may already hold the transaction's version.
+      const journal = db.files.journal;
+      for (const rec of readJournalRecords((off, len) => journal.readAt(off, len), journal.size(), this.pageSize)) {
+        if (rec.pgno <= this.commit && !this.kept.has(rec.pgno)) this.keep(rec.pgno, rec.data);
+      }
     }
-    const post = (1n << 63n) | rolling;
-    if (post !== pos.postApplyChecksum) {
-      throw new StoreError(
-        "STORE_CHECKSUM_MISMATCH",
-        `database ${db.name}: snapshot pages checksum to ${post.toString(16)} but the position says ${pos.postApplyChecksum.toString(16)}`,
-      );
+  }
+
+  /** Bytes [start, end) of `kind` are about to change (end Infinity: cut or removed from `start`). */
+  beforeChange(kind: FileKind, start: number, end: number): void {
+    if (this.spillFd === null) return;
+    if (kind === "database") {
+      const last = Math.min(this.commit, Math.ceil(end / this.pageSize));
+      for (let pgno = Math.max(this.readFrom, Math.floor(start / this.pageSize) + 1); pgno <= last; pgno++) {
+        if (!this.walFrames.has(pgno)) this.keepFromSource(pgno);
+      }
+    } else if (kind === "wal" && this.walFrames.size > 0) {
+      const frameSize = walFrameSize(this.pageSize);
+      if (end === Infinity) {
+        for (const [off, pgno] of this.walPgnoAt) if (off + frameSize > start) this.keepFromSource(pgno);
+        return;
+      }
+      const first = Math.max(0, Math.floor((start - WAL_HEADER_SIZE) / frameSize));
+      const last = Math.floor((end - 1 - WAL_HEADER_SIZE) / frameSize);
+      for (let k = first; k <= last; k++) {
+        const pgno = this.walPgnoAt.get(WAL_HEADER_SIZE + k * frameSize);
+        if (pgno !== undefined) this.keepFromSource(pgno);
+      }
     }
-    return post;
+  }
+
+  /** The database's files are going away: the snapshot cannot finish. */
+  fail(why: string): void {
+    this.failure ??= new StoreError("STORE_NOT_FOUND", `database ${this.db.name}: ${why} while a snapshot was being written`);
+  }
+
+  /**
+   * The worker has read pages [from, upTo) from the files: the kept versions among them
+   * (pgno, spill offset), which replace what it read; pages below `upTo` are no longer kept.
+   */
+  release(from: number, upTo: number): Array<[number, number]> {
+    if (this.failure) throw this.failure;
+    const out: Array<[number, number]> = [];
+    for (let pgno = from; pgno < upTo; pgno++) {
+      const off = this.kept.get(pgno);
+      if (off === undefined) continue;
+      out.push([pgno, off]);
+      this.kept.delete(pgno);
+    }
+    this.readFrom = upTo;
+    return out;
+  }
+
+  close(): void {
+    if (this.spillFd === null) return;
+    fs.closeSync(this.spillFd);
+    this.spillFd = null;
+    fs.rmSync(this.spillPath, { force: true });
+  }
+
+  private keepFromSource(pgno: number): void {
+    if (pgno < this.readFrom || pgno > this.commit || pgno === this.lock || this.kept.has(pgno)) return;
+    const walOffset = this.walFrames.get(pgno);
+    const data =
+      walOffset !== undefined
+        ? this.db.files.wal.readAt(walOffset + WAL_FRAME_HEADER_SIZE, this.pageSize)
+        : this.db.files.database.readAt((pgno - 1) * this.pageSize, this.pageSize);
+    this.keep(pgno, data);
+  }
+
+  private keep(pgno: number, data: Uint8Array): void {
+    let done = 0;
+    while (done < this.pageSize) done += fs.writeSync(this.spillFd!, data, done, this.pageSize - done, this.spillEnd + done);
+    this.kept.set(pgno, this.spillEnd);
+    this.spillEnd += this.pageSize;
+  }
+}
+
+/** Young generation of the snapshot worker, in MB: small, so its garbage is collected early (as import's). */
+const WORKER_YOUNG_GENERATION_MB = 4;
+
+/** Runs the worker; `release` answers each "pages read" message with the kept pages among them. */
+function runSnapshotWorker(
+  job: SnapshotJob,
+  view: SnapshotView,
+  release: (from: number, upTo: number) => Promise<Array<[number, number]>>,
+): Promise<{ size: number; fileChecksum: bigint; flags: number }> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("./snapshot-worker.js", import.meta.url), {
+      workerData: job,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+    });
+    let settled = false;
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      void worker.terminate();
+      reject(err);
+    };
+    worker.on("message", (msg: SnapshotWorkerMessage) => {
+      if (settled) return;
+      switch (msg.type) {
+        case "read":
+          release(msg.from, msg.upTo).then(
+            (kept) => (view.failure ? fail(view.failure) : worker.postMessage(kept)),
+            fail,
+          );
+          break;
+        case "mismatch":
+          fail(
+            new StoreError(
+              "STORE_CHECKSUM_MISMATCH",
+              `database ${job.name}: snapshot pages checksum to ${msg.actual.toString(16)} but the position says ${job.expected.toString(16)}`,
+            ),
+          );
+          break;
+        case "done":
+          settled = true;
+          resolve(msg);
+          break;
+      }
+    });
+    worker.once("error", fail);
+    worker.once("exit", (code) => fail(new Error(`the snapshot worker exited with code ${code}`)));
   });
-  return { ...written, header };
 }
 
 /** The header of a snapshot: every page of `commit`, TXIDs 1 to `maxTxid`, no pre-apply checksum. */
@@ -61,7 +252,11 @@ export function snapshotHeader(pageSize: number, commit: number, maxTxid: number
   };
 }
 
-/** Reads page `pgno` as of the last commit (see writeSnapshot). */
+/**
+ * Reads page `pgno` as of the last commit, synchronously (export.ts): with two overlays for
+ * what SQLite may have in flight: in WAL mode, committed frames not yet checkpointed; in a
+ * rollback journal transaction, the journal's copies of pages already overwritten.
+ */
 export function committedPageReader(db: Database): (pgno: number) => Uint8Array {
   const pageSize = db.pageSize;
   const walPages = db.wal.committedPages;

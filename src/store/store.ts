@@ -7,6 +7,7 @@ import { StoreError } from "./errors.js";
 import type { CommitEvent, CommitWait, StoreEvent } from "./events.js";
 import { recoverDatabase, type DamagePolicy } from "./recover.js";
 import { enforceRetention, type RetentionFloor } from "./retention.js";
+import { writeSnapshot, type SnapshotFile, type SnapshotOptions } from "./snapshot.js";
 
 export interface StoreOptions {
   dataDir: string;
@@ -51,6 +52,8 @@ export class Store {
   private tmpSeq = 0;
   /** Databases whose file startup recovery found damaged (checksum mismatch), by name: for the metrics. */
   readonly damagedAtStartup = new Map<string, number>();
+  /** Awaited by every snapshot once its first pages are read (the test suite's gate); none by default. */
+  private snapshotPause: SnapshotOptions["pause"];
 
   constructor(private readonly opts: StoreOptions) {
     this.dataDir = path.resolve(opts.dataDir);
@@ -212,6 +215,22 @@ export class Store {
       fs.rmSync(db.dir, { recursive: true, force: true });
     }
     this.log.warn({ db: db.name }, "database created on the mount was refused its first write: removed");
+  }
+
+  // ---- snapshots ----------------------------------------------------------------------------
+
+  /**
+   * Writes a snapshot LTX of `db` at its current position to a new temporary file (the caller
+   * removes it), in a worker thread: FUSE requests and commits go on meanwhile (snapshot.ts).
+   */
+  writeSnapshot(db: Database, label: string, compress = this.compress): Promise<SnapshotFile> {
+    const spillPath = this.tempPath(`${label}-spill`);
+    return writeSnapshot(db, this.tempPath(label), { compress, spillPath, pause: this.snapshotPause });
+  }
+
+  /** Snapshots wait for `pause` once they have read their first pages (test hooks only). */
+  setSnapshotPause(pause: SnapshotOptions["pause"]): void {
+    this.snapshotPause = pause;
   }
 
   // ---- retention ----------------------------------------------------------------------------

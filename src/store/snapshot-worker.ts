@@ -1,0 +1,135 @@
+/**
+ * Reads, checksums and encodes the pages of a snapshot in a worker thread (started by
+ * snapshot.ts), so the event loop that serves FUSE never waits for it. Pages come from the
+ * database file and the WAL frames the snapshot's position names; after each step the main
+ * thread answers with the pages that changed meanwhile, kept as they were (SnapshotView), and
+ * those replace what was read. The output is a temporary file (sent, then removed), so it needs no
+ * durability; it is still flushed every FLUSH_EVERY_BYTES, so that a large snapshot never piles up
+ * a gigabyte of dirty pages that every fsync and syncfs of the commit path would then wait behind.
+ */
+import * as fs from "node:fs";
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { CHECKSUM_FLAG, LtxEncoder, lockPgno, type LtxHeader } from "../ltx/index.js";
+import { WAL_FRAME_HEADER_SIZE } from "../sqlite/index.js";
+import { BufferedWriter } from "./ltx-directory.js";
+
+export interface SnapshotJob {
+  name: string;
+  /** Backing files (never the mount). */
+  database: string;
+  wal: string;
+  spill: string;
+  target: string;
+  header: LtxHeader;
+  compress: boolean;
+  /** [pgno, WAL offset] of the frames holding pages at the snapshot's position. */
+  walFrames: Array<[number, number]>;
+  /** The position's checksum: the pages must give exactly this. */
+  expected: bigint;
+}
+
+export type SnapshotWorkerMessage =
+  | { type: "read"; from: number; upTo: number }
+  | { type: "mismatch"; actual: bigint }
+  | { type: "done"; size: number; fileChecksum: bigint; flags: number };
+
+/** Pages read per step (1 MiB of 4 KiB pages): one round trip to the main thread each. */
+const PAGES_PER_STEP = 256;
+const FLUSH_EVERY_BYTES = 32 * 1024 * 1024;
+
+async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullable<typeof parentPort>): Promise<void> {
+  const { pageSize, commit } = job.header;
+  const walFrames = new Map(job.walFrames);
+  const lock = lockPgno(pageSize);
+  const replies: Array<Array<[number, number]>> = [];
+  let wake: (() => void) | null = null;
+  port.on("message", (kept: Array<[number, number]>) => {
+    replies.push(kept);
+    wake?.();
+  });
+  const nextReply = async (): Promise<Array<[number, number]>> => {
+    while (replies.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+    wake = null;
+    return replies.shift()!;
+  };
+
+  const dbFd = openOrNull(job.database);
+  const walFd = walFrames.size > 0 ? openOrNull(job.wal) : null;
+  const spillFd = fs.openSync(job.spill, "r");
+  const out = fs.openSync(job.target, "w", 0o644);
+  try {
+    const writer = new BufferedWriter(out);
+    let unflushed = 0;
+    const enc = new LtxEncoder(
+      job.header,
+      (chunk) => {
+        writer.write(chunk);
+        unflushed += chunk.length;
+        if (unflushed < FLUSH_EVERY_BYTES) return;
+        writer.flush();
+        fs.fdatasyncSync(out);
+        unflushed = 0;
+      },
+      { compress: job.compress, name: job.name },
+    );
+    const buf = Buffer.alloc(pageSize * PAGES_PER_STEP);
+    let rolling = 0n;
+    for (let first = 1; first <= commit; first += PAGES_PER_STEP) {
+      const count = Math.min(PAGES_PER_STEP, commit - first + 1);
+      readFull(dbFd, buf, 0, count * pageSize, (first - 1) * pageSize);
+      for (let i = 0; i < count; i++) {
+        const off = walFrames.get(first + i);
+        if (off !== undefined) readFull(walFd, buf, i * pageSize, pageSize, off + WAL_FRAME_HEADER_SIZE);
+      }
+      port.postMessage({ type: "read", from: first, upTo: first + count } satisfies SnapshotWorkerMessage);
+      // What changed since it was read, as it was: these replace the pages just read.
+      for (const [pgno, spillOffset] of await nextReply()) readFull(spillFd, buf, (pgno - first) * pageSize, pageSize, spillOffset);
+      for (let i = 0; i < count; i++) {
+        const pgno = first + i;
+        if (pgno === lock) continue;
+        rolling ^= enc.encodePage(pgno, buf.subarray(i * pageSize, (i + 1) * pageSize));
+      }
+      // Native buffers (LZ4's) are freed by finalizers that run on the event loop: let it turn.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const actual = CHECKSUM_FLAG | rolling;
+    if (actual !== job.expected) {
+      port.postMessage({ type: "mismatch", actual } satisfies SnapshotWorkerMessage);
+      return;
+    }
+    const result = enc.finish(actual);
+    writer.flush();
+    port.postMessage({ type: "done", size: result.size, fileChecksum: result.fileChecksum, flags: enc.header.flags } satisfies SnapshotWorkerMessage);
+  } finally {
+    port.removeAllListeners("message"); // nothing else keeps the worker alive: it exits
+    fs.closeSync(out);
+    fs.closeSync(spillFd);
+    if (dbFd !== null) fs.closeSync(dbFd);
+    if (walFd !== null) fs.closeSync(walFd);
+  }
+}
+
+function openOrNull(file: string): number | null {
+  try {
+    return fs.openSync(file, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null; // gone: its pages were kept first
+    throw err;
+  }
+}
+
+/** Reads `length` bytes at `position` into buf[offset..], zero-filling past the end of the file. */
+function readFull(fd: number | null, buf: Buffer, offset: number, length: number, position: number): void {
+  let done = 0;
+  while (fd !== null && done < length) {
+    const n = fs.readSync(fd, buf, offset + done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  buf.fill(0, offset + done, offset + length);
+}
+
+if (parentPort && workerData) {
+  const port = parentPort;
+  await writeSnapshotFile(workerData as SnapshotJob, port);
+}
