@@ -19,6 +19,8 @@ export interface ClusterNodeOptions {
   retention?: string;
   /** More top-level YAML appended to the config (e.g. a `proxy:` section), one line per entry. */
   extraYaml?: string[];
+  /** More lines under `data:`. */
+  dataYaml?: string[];
 }
 
 /** A BenchDaemon whose config makes it one node of a static-lease cluster. */
@@ -32,6 +34,7 @@ export class ClusterNode extends BenchDaemon {
     super(dir, {
       label: opts.hostname,
       retention: opts.retention,
+      dataYaml: opts.dataYaml,
       cpuProfDir: prof ? path.join(prof, opts.hostname) : undefined,
       config: [
         "http:",

@@ -3,6 +3,7 @@ import { LtxError, Position, decodeLtx, lockPgno, pageChecksum, formatChecksum, 
 import { isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
+import { takeSavedChecksums } from "./saved-checksums.js";
 import { foldWal, rollbackJournal } from "./sqlite-repair.js";
 
 /**
@@ -14,6 +15,8 @@ import { foldWal, rollbackJournal } from "./sqlite-repair.js";
 export function recoverDatabase(db: Database): void {
   db.ltx.removeLeftovers();
   const last = lastCompleteLtx(db);
+  // Before anything below writes the file: a clean shutdown's checksums, if the file is as it left it.
+  const saved = takeSavedChecksums(db, last ? new Position(last.header.maxTxid, last.trailer.postApplyChecksum) : null);
 
   rollbackHotJournal(db);
   checkpointWal(db, last?.header ?? null);
@@ -37,7 +40,13 @@ export function recoverDatabase(db: Database): void {
     db.refreshPageSize();
   }
 
-  computeChecksums(db);
+  // Re-applying the last LTX to the file a clean shutdown left changed no byte of it.
+  if (saved && last && saved.length === last.header.commit) {
+    db.checksums.load(saved);
+    db.log.info({ pages: saved.length }, "page checksums taken from the clean shutdown");
+  } else {
+    computeChecksums(db);
+  }
   if (!last) {
     db.setPosition(Position.ZERO, !file.exists());
     if (db.checksums.pageCount > 0) adoptExistingDatabase(db);

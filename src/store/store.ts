@@ -6,6 +6,7 @@ import { Database } from "./database.js";
 import { StoreError } from "./errors.js";
 import type { CommitEvent, CommitWait, StoreEvent } from "./events.js";
 import { recoverDatabase } from "./recover.js";
+import { saveChecksums } from "./saved-checksums.js";
 import { enforceRetention, type RetentionFloor } from "./retention.js";
 
 export interface StoreOptions {
@@ -250,7 +251,14 @@ export class Store {
     } catch (err) {
       this.log.error({ err }, "cannot fsync LTX files at close");
     }
-    for (const db of this.dbs.values()) db.closeFiles();
+    for (const db of this.dbs.values()) {
+      try {
+        saveChecksums(db);
+      } catch (err) {
+        db.log.warn({ err }, "cannot save page checksums at close; the next start computes them");
+      }
+      db.closeFiles();
+    }
   }
 
   private newDatabase(name: string): Database {
