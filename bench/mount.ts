@@ -34,7 +34,7 @@ export interface MountArgs {
   skipSync: boolean;
 }
 
-function parseArgs(argv: string[]): MountArgs {
+export function parseMountArgs(argv: string[]): MountArgs {
   const args: MountArgs = { quick: false, fuseDebug: false, keep: false, skipSync: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -236,13 +236,8 @@ function printTable(rows: string[][]): void {
   console.log(markdownTable(rows));
 }
 
-/** The command-line arguments of `npm run bench:mount`, for bench/run.ts to pass on. */
-export function mountArgs(quick: boolean): MountArgs {
-  return { ...parseArgs([]), quick };
-}
-
 if (isMain(import.meta.url)) {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseMountArgs(process.argv.slice(2));
   const result = await runMountBench(args);
   if (result.rows.length) report(result.rows, result.params, result.seconds);
   if (result.error) process.exitCode = 1;

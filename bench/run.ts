@@ -8,6 +8,7 @@
  *   node dist/bench/run.js --quick          (every benchmark's --quick; a few minutes)
  *   node dist/bench/run.js --only mount,scale
  *   node dist/bench/run.js --skip backup
+ *   node dist/bench/run.js --quick --full mount --scale-args "--dbs 1000"   (mount full size, scale with 1,000 dbs)
  *
  * The table is printed at the end (markdown) and written with the raw figures to
  * bench/results/<UTC timestamp>[-quick].json (ignored by git; see bench/results/.gitignore).
@@ -22,7 +23,7 @@ import * as path from "node:path";
 import Database from "better-sqlite3";
 
 import { backupRows, parseBackupArgs, runBackupBench } from "./backup.js";
-import { mountArgs, mountRows, runMountBench } from "./mount.js";
+import { mountRows, parseMountArgs, runMountBench } from "./mount.js";
 import { parseProxyArgs, proxyRows, runProxyBench } from "./proxy.js";
 import { parseReplicationArgs, replicationRows, runReplicationBench } from "./replication.js";
 import { parseScaleArgs, runScaleBench, scaleRows } from "./scale.js";
@@ -38,10 +39,9 @@ interface SectionResult {
 /** One benchmark of the run: its name (for --only/--skip) and how to run it, quick or full. */
 interface Section {
   name: string;
-  run(quick: boolean): Promise<SectionResult>;
+  /** `argv`: the benchmark's own command-line arguments (`--quick`, and any given with --<name>-args). */
+  run(argv: string[]): Promise<SectionResult>;
 }
-
-const argv = (quick: boolean): string[] => (quick ? ["--quick"] : []);
 
 /**
  * The benchmarks, in the order they run. A new one is one entry here: a module exporting
@@ -50,43 +50,43 @@ const argv = (quick: boolean): string[] => (quick ? ["--quick"] : []);
 const SECTIONS: Section[] = [
   {
     name: "mount",
-    async run(quick) {
-      const r = await runMountBench(mountArgs(quick));
+    async run(argv) {
+      const r = await runMountBench(parseMountArgs(argv));
       return { rows: mountRows(r), problems: r.error ? [r.error] : [] };
     },
   },
   {
     name: "replication",
-    async run(quick) {
-      const r = await runReplicationBench(parseReplicationArgs(argv(quick)));
+    async run(argv) {
+      const r = await runReplicationBench(parseReplicationArgs(argv));
       return { rows: replicationRows(r), problems: r.problems };
     },
   },
   {
     name: "proxy",
-    async run(quick) {
-      const r = await runProxyBench(parseProxyArgs(argv(quick)));
+    async run(argv) {
+      const r = await runProxyBench(parseProxyArgs(argv));
       return { rows: proxyRows(r), problems: r.problems };
     },
   },
   {
     name: "sync",
-    async run(quick) {
-      return { rows: syncRows(await runSyncBench(parseSyncArgs(argv(quick)))), problems: [] };
+    async run(argv) {
+      return { rows: syncRows(await runSyncBench(parseSyncArgs(argv))), problems: [] };
     },
   },
   {
     name: "backup",
-    async run(quick) {
-      return { rows: backupRows(await runBackupBench(parseBackupArgs(argv(quick)))), problems: [] };
+    async run(argv) {
+      return { rows: backupRows(await runBackupBench(parseBackupArgs(argv))), problems: [] };
     },
   },
   // Snapshot impact on commit latency (bench/snapshot.ts, issue 15) goes here, as
-  // { name: "snapshot", run: async (quick) => ({ rows: snapshotRows(await runSnapshotBench(...)), problems: [] }) }.
+  // { name: "snapshot", run: async (argv) => ({ rows: snapshotRows(await runSnapshotBench(parseSnapshotArgs(argv))), problems: [] }) }.
   {
     name: "scale",
-    async run(quick) {
-      const r = await runScaleBench(parseScaleArgs(argv(quick)));
+    async run(argv) {
+      const r = await runScaleBench(parseScaleArgs(argv));
       return { rows: scaleRows(r), problems: r.problems };
     },
   },
@@ -96,10 +96,14 @@ interface Args {
   quick: boolean;
   only: string[] | null;
   skip: string[];
+  /** Run at full size even with --quick. */
+  full: string[];
+  /** More arguments for one benchmark: `--scale-args "--mb 256"`. */
+  extra: Record<string, string[]>;
 }
 
 function parseArgs(args: string[]): Args {
-  const out: Args = { quick: false, only: null, skip: [] };
+  const out: Args = { quick: false, only: null, skip: [], full: [], extra: {} };
   const names = (v: string | undefined) => {
     const list = (v ?? "").split(",").filter(Boolean);
     const unknown = list.filter((n) => !SECTIONS.some((s) => s.name === n));
@@ -111,7 +115,9 @@ function parseArgs(args: string[]): Args {
     if (a === "--quick") out.quick = true;
     else if (a === "--only") out.only = names(args[++i]);
     else if (a === "--skip") out.skip = names(args[++i]);
-    else throw new Error(`unknown argument ${a} (known: --quick, --only <names>, --skip <names>)`);
+    else if (a === "--full") out.full = names(args[++i]);
+    else if (/^--[a-z]+-args$/.test(a)) out.extra[names(a.slice(2, -5))[0]] = (args[++i] ?? "").split(/\s+/).filter(Boolean);
+    else throw new Error(`unknown argument ${a} (known: --quick, --only <names>, --skip <names>, --full <names>, --<name>-args "<arguments>")`);
   }
   return out;
 }
@@ -161,7 +167,7 @@ async function main(): Promise<void> {
     console.log(`=== ${s.name}`);
     const t0 = Date.now();
     try {
-      const r = await s.run(args.quick);
+      const r = await s.run([...(args.quick && !args.full.includes(s.name) ? ["--quick"] : []), ...(args.extra[s.name] ?? [])]);
       rows.push(...r.rows);
       problems.push(...r.problems.map((p) => `${s.name}: ${p}`));
     } catch (err) {
@@ -186,7 +192,7 @@ async function main(): Promise<void> {
   const dir = path.join(ROOT, "bench", "results");
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${startedAt.toISOString().replace(/[:.]/g, "-")}${args.quick ? "-quick" : ""}.json`);
-  const json = { startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), quick: args.quick, sections: sections.map((s) => s.name), timings, machine, load: { ...loadStats, state }, rows, problems };
+  const json = { argv: process.argv.slice(2), startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), quick: args.quick, sections: sections.map((s) => s.name), timings, machine, load: { ...loadStats, state }, rows, problems };
   fs.writeFileSync(file, JSON.stringify(json, null, 2) + "\n");
   console.log(`results: ${path.relative(process.cwd(), file)}`);
   if (problems.length) process.exitCode = 1;

@@ -70,6 +70,7 @@ export class Store {
 
   /** Recovers every database found under data.dir (before the mount serves anything). */
   open(): void {
+    const started = performance.now();
     fs.rmSync(path.join(this.dataDir, TMP_DIR), { recursive: true, force: true });
     const root = path.join(this.dataDir, DBS_DIR);
     for (const name of fs.readdirSync(root).sort()) {
@@ -78,7 +79,7 @@ export class Store {
       recoverDatabase(db);
       this.dbs.set(name, db);
     }
-    this.log.info({ databases: this.dbs.size }, "store opened");
+    this.log.info({ databases: this.dbs.size, ms: Math.round(performance.now() - started) }, "store opened");
     this.startLtxSync();
   }
 
