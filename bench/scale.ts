@@ -65,6 +65,16 @@ export function rssOf(pid: number | undefined): number {
   }
 }
 
+/** Open file descriptors of a process, or NaN when it is gone. */
+export function fdsOf(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Samples a daemon's RSS every 200 ms (its pid may change across restarts); keeps the peak. */
 class RssSampler {
   peak = 0;
@@ -155,6 +165,8 @@ export interface ManyResult {
   primaryOpenMs: number;
   replicaRestartMs: number;
   primaryRss: number;
+  /** The primary's open file descriptors after every database was opened once. */
+  primaryFds: number;
   primaryPeakRss: number;
   replicaRss: number;
   primaryRestartRss: number;
@@ -184,6 +196,7 @@ async function measureMany(root: string, n: number, nodes: ClusterNode[], keep: 
     const primaryRss = rss.sample();
     const replicaRss = rssOf(replica.pid);
     const openAll = await runScaleJob({ kind: "open-all", dir: primary.mnt, prefix: "db", count: n });
+    const primaryFds = fdsOf(primary.pid);
 
     console.log(`(a) ${n} databases: a new replica catches up ...`);
     const fresh = node("replica1", false, await freePort());
@@ -220,6 +233,7 @@ async function measureMany(root: string, n: number, nodes: ClusterNode[], keep: 
       primaryOpenMs,
       replicaRestartMs: replicaDone - t2,
       primaryRss,
+      primaryFds,
       primaryPeakRss,
       replicaRss,
       primaryRestartRss,
@@ -465,7 +479,8 @@ export function scaleRows(r: ScaleBenchResult): BenchRow[] {
       "-",
       `${fmtRss(m.primaryRss)} / ${fmtRss(m.primaryPeakRss)} / ${fmtRss(m.primaryRestartRss)}; ${fmtRss(m.replicaRss)}`,
       null,
-      { primaryRss: m.primaryRss, primaryPeakRss: m.primaryPeakRss, primaryRestartRss: m.primaryRestartRss, replicaRss: m.replicaRss },
+      { primaryRss: m.primaryRss, primaryPeakRss: m.primaryPeakRss, primaryRestartRss: m.primaryRestartRss, replicaRss: m.replicaRss, primaryFds: m.primaryFds },
+      `primary holds ${fmtInt(m.primaryFds)} open files after every database was used`,
     );
   }
   const b = r.big;
