@@ -18,14 +18,15 @@ import { spawn } from "node:child_process";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import Database from "better-sqlite3";
 import S3rver from "s3rver";
 import { request } from "undici";
 import { parseBenchArgs } from "./support/args.js";
+import { buildDatabase } from "./support/big-database.js";
 import { freePort } from "./support/cluster-node.js";
 import { BenchDaemon, CLI, sleep } from "./support/daemon.js";
+import { isMain, type BenchRow } from "./support/report.js";
 
-interface Args {
+export interface BackupArgs {
   mb: number;
   keep: boolean;
 }
@@ -41,19 +42,6 @@ function run(args: string[]): Promise<{ code: number | null; out: string }> {
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, out }));
   });
-}
-
-function buildDatabase(file: string, mb: number): void {
-  const db = new Database(file);
-  db.pragma("journal_mode = DELETE");
-  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)");
-  const insert = db.prepare("INSERT INTO t (b) VALUES (randomblob(4000))");
-  const rows = Math.ceil((mb * 1024 * 1024) / 4096);
-  const batch = db.transaction((n: number) => {
-    for (let i = 0; i < n; i++) insert.run();
-  });
-  for (let done = 0; done < rows; done += 10_000) batch(Math.min(10_000, rows - done));
-  db.close();
 }
 
 async function backupPosition(port: number): Promise<string | null> {
@@ -93,12 +81,36 @@ async function measure(root: string, label: string, source: string, backupYaml: 
   }
 }
 
-async function main(): Promise<void> {
-  const args = parseBenchArgs<Args>(process.argv.slice(2), {
+export function parseBackupArgs(argv: string[]): BackupArgs {
+  return parseBenchArgs<BackupArgs>(argv, {
     defaults: { mb: 1024, keep: false },
     quick: { mb: 64 },
     numbers: { "--mb": "mb" },
   });
+}
+
+export interface BackupBenchResult {
+  bytes: number;
+  /** Copying the database file to another file on the same disk and fsyncing it: the baseline. */
+  copyMBs: number;
+  targets: Array<{ name: string; backupMBs: number; restoreMBs: number }>;
+}
+
+/** Plain copy + fsync of a file, in MB/s: what the disk does without litefs. */
+async function copyMBs(source: string, dest: string): Promise<number> {
+  const t0 = performance.now();
+  await fsp.copyFile(source, dest);
+  const fh = await fsp.open(dest, "r+");
+  await fh.sync();
+  await fh.close();
+  const s = (performance.now() - t0) / 1000;
+  const bytes = (await fsp.stat(dest)).size;
+  await fsp.rm(dest);
+  return bytes / 2 ** 20 / s;
+}
+
+/** Builds a database of `args.mb` MB, backs it up and restores it, to a directory and to s3rver. */
+export async function runBackupBench(args: BackupArgs): Promise<BackupBenchResult> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), "litefs-bench-backup-"));
   const s3Port = await freePort();
   const s3 = new S3rver({ port: s3Port, address: "127.0.0.1", directory: path.join(root, "s3"), silent: true, configureBuckets: [{ name: "backups", configs: [] }] });
@@ -123,9 +135,8 @@ async function main(): Promise<void> {
         ]),
       ],
     ] as const;
-    process.stdout.write(`\ndatabase: ${(results[0][1].bytes / 2 ** 20).toFixed(0)} MB\n`);
-    process.stdout.write(`${"target".padEnd(14)}${"backup MB/s".padStart(12)}${"restore MB/s".padStart(14)}\n`);
-    for (const [name, r] of results) process.stdout.write(`${name.padEnd(14)}${r.backupMBs.toFixed(1).padStart(12)}${r.restoreMBs.toFixed(1).padStart(14)}\n`);
+    const copy = await copyMBs(source, path.join(root, "copy.db"));
+    return { bytes: results[0][1].bytes, copyMBs: copy, targets: results.map(([name, r]) => ({ name, backupMBs: r.backupMBs, restoreMBs: r.restoreMBs })) };
   } finally {
     await s3.close();
     if (!args.keep) await fsp.rm(root, { recursive: true, force: true });
@@ -133,7 +144,38 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench:backup: ${(err as Error).stack ?? String(err)}\n`);
-  process.exitCode = 1;
-});
+/** The rows of `npm run bench`: backup and restore times against a plain copy of the file (cp + fsync). */
+export function backupRows(r: BackupBenchResult): BenchRow[] {
+  const mb = r.bytes / 2 ** 20;
+  const base = `${(mb / r.copyMBs).toFixed(2)} s (${r.copyMBs.toFixed(0)} MB/s)`;
+  return r.targets.flatMap((t) =>
+    (["backup", "restore"] as const).map((op) => {
+      const mbs = op === "backup" ? t.backupMBs : t.restoreMBs;
+      return {
+        group: "backup",
+        key: `backup.${op}.${t.name.split(" ")[0]}`,
+        what: `${op === "backup" ? "first full backup" : "restore (verified)"}, ${t.name} (baseline: cp + fsync)`,
+        n: `${mb.toFixed(0)} MB`,
+        baseline: base,
+        litefs: `${(mb / mbs).toFixed(2)} s (${mbs.toFixed(0)} MB/s)`,
+        ratio: r.copyMBs / mbs,
+        values: { bytes: r.bytes, copyMBs: r.copyMBs, MBs: mbs },
+      };
+    }),
+  );
+}
+
+function report(r: BackupBenchResult): void {
+  process.stdout.write(`\ndatabase: ${(r.bytes / 2 ** 20).toFixed(0)} MB; plain copy + fsync ${r.copyMBs.toFixed(1)} MB/s\n`);
+  process.stdout.write(`${"target".padEnd(14)}${"backup MB/s".padStart(12)}${"restore MB/s".padStart(14)}\n`);
+  for (const t of r.targets) process.stdout.write(`${t.name.padEnd(14)}${t.backupMBs.toFixed(1).padStart(12)}${t.restoreMBs.toFixed(1).padStart(14)}\n`);
+}
+
+if (isMain(import.meta.url)) {
+  runBackupBench(parseBackupArgs(process.argv.slice(2)))
+    .then(report)
+    .catch((err: unknown) => {
+      process.stderr.write(`bench:backup: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    });
+}

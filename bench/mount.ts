@@ -23,8 +23,9 @@ import { BenchDaemon, forceUnmount } from "./support/daemon.js";
 import { countFuseOps, formatOpsPer, type OpCounts } from "./support/fuse-trace.js";
 import { runWorkload, terminateWorkload } from "./support/runner.js";
 import { WORKLOADS, type Workload, type WorkloadParams, type WorkloadResult } from "./support/workloads.js";
+import { fmtMs, isMain, markdownTable, type BenchRow } from "./support/report.js";
 
-interface Args {
+export interface MountArgs {
   quick: boolean;
   fuseDebug: boolean;
   cpuProfDir?: string;
@@ -33,8 +34,8 @@ interface Args {
   skipSync: boolean;
 }
 
-function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, fuseDebug: false, keep: false, skipSync: false };
+export function parseMountArgs(argv: string[]): MountArgs {
+  const args: MountArgs = { quick: false, fuseDebug: false, keep: false, skipSync: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--quick") args.quick = true;
@@ -59,7 +60,7 @@ const TARGETS: Record<string, Target> = {
   lookups: { describe: "mount ≤ 1.5x plain", check: (p, m) => m.ms / p.ms <= 1.5 },
 };
 
-interface Row {
+export interface MountRow {
   workload: Workload;
   plain: WorkloadResult;
   mount: WorkloadResult;
@@ -68,12 +69,22 @@ interface Row {
   fuseOps?: OpCounts;
 }
 
+export interface MountBenchResult {
+  rows: MountRow[];
+  params: WorkloadParams;
+  seconds: number;
+  /** Set when the benchmark stopped early (the rows measured before are kept). */
+  error?: string;
+}
+
 const rate = (r: WorkloadResult) => (r.ops * 1000) / r.ms;
-const fmtMs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
 const fmtRate = (r: number) => Math.round(r).toLocaleString("en-US");
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+/**
+ * Runs the workloads, plain then mount, and returns the timings (printing progress only).
+ * Ctrl-C stops the daemon, detaches the mount and exits 130.
+ */
+export async function runMountBench(args: MountArgs): Promise<MountBenchResult> {
   const scale = args.quick ? 10 : 1;
   const params: WorkloadParams = {
     inserts: 10_000 / scale,
@@ -113,7 +124,8 @@ async function main(): Promise<void> {
   console.log(`node ${process.version}, SQLite ${sqliteVersion}, ${os.cpus().length} cores, ${os.type()} ${os.release()}`);
   console.log(`folder ${dir}\n`);
 
-  const rows: Row[] = [];
+  const rows: MountRow[] = [];
+  let error: string | undefined;
   const runStart = process.hrtime.bigint();
   try {
     await daemon.start();
@@ -123,7 +135,7 @@ async function main(): Promise<void> {
       process.stdout.write(`${fmtMs(plain.ms)}; mount ... `);
       const { result: mount, before, after } = await runWorkload({ key: w.key, dir: daemon.mnt, params, probe: daemon.probe });
       console.log(`${fmtMs(mount.ms)}`);
-      const row: Row = {
+      const row: MountRow = {
         workload: w,
         plain,
         mount,
@@ -132,13 +144,14 @@ async function main(): Promise<void> {
       };
       if (args.fuseDebug) row.fuseOps = await countFuseOps(daemon.logPath, before!.logSize, after!.logSize);
       rows.push(row);
-      if (interrupted) return;
+      if (interrupted) break;
     }
   } catch (err) {
-    if (interrupted) return;
-    console.error(`\nbenchmark failed: ${(err as Error).stack ?? err}`);
-    console.error(`daemon log (tail):\n${await daemon.logTail(4096)}`);
-    process.exitCode = 1;
+    if (!interrupted) {
+      error = `mount benchmark failed: ${(err as Error).message}`;
+      console.error(`\nbenchmark failed: ${(err as Error).stack ?? err}`);
+      console.error(`daemon log (tail):\n${await daemon.logTail(4096)}`);
+    }
   } finally {
     const exit = await daemon.stop().catch(() => null);
     if (exit && exit.code !== 0) console.error(`daemon exited with ${exit.code ?? exit.signal}`);
@@ -147,24 +160,48 @@ async function main(): Promise<void> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
-  if (rows.length) report(rows, params, Number(process.hrtime.bigint() - runStart) / 1e9);
   if (args.cpuProfDir) console.log(`\ndaemon CPU profile: ${args.cpuProfDir} (open in Chrome DevTools / speedscope)`);
   if (args.keep) console.log(`kept ${dir} (daemon log: ${daemon.logPath})`);
+  return { rows, params, seconds: Number(process.hrtime.bigint() - runStart) / 1e9, error };
 }
 
-function report(rows: Row[], params: WorkloadParams, seconds: number): void {
+function sizeOf(key: string, params: WorkloadParams): string {
   const sizes: Record<string, string> = {
     "delete-full": `${fmtRate(params.inserts)} tx`,
     "wal-normal": `${fmtRate(params.inserts)} tx`,
     lookups: `${fmtRate(params.lookups)} of ${fmtRate(params.lookupRows)} rows`,
     bulk: `${fmtRate(params.bulkRows)} rows`,
   };
+  return sizes[key] ?? "-";
+}
+
+/** One row per workload for the `npm run bench` table: plain and mount times, mount / plain. */
+export function mountRows(result: MountBenchResult): BenchRow[] {
+  return result.rows.map((r) => {
+    const target = TARGETS[r.workload.key];
+    const ltxOk = r.ltxFiles === r.mount.txns && r.txidDelta === r.mount.txns;
+    const notes = [target ? `${target.describe}: ${target.check(r.plain, r.mount) ? "PASS" : "FAIL"}` : "", ltxOk ? "" : "LTX count MISMATCH"].filter(Boolean);
+    return {
+      group: "mount",
+      key: `mount.${r.workload.key}`,
+      what: r.workload.title,
+      n: sizeOf(r.workload.key, result.params),
+      baseline: `${fmtMs(r.plain.ms)} (${fmtRate(rate(r.plain))} ${r.workload.unit}/s)`,
+      litefs: `${fmtMs(r.mount.ms)} (${fmtRate(rate(r.mount))} ${r.workload.unit}/s)`,
+      ratio: r.mount.ms / r.plain.ms,
+      note: notes.join("; "),
+      values: { plainMs: r.plain.ms, mountMs: r.mount.ms, ops: r.mount.ops, txns: r.mount.txns, ltxFiles: r.ltxFiles, txidDelta: r.txidDelta },
+    };
+  });
+}
+
+function report(rows: MountRow[], params: WorkloadParams, seconds: number): void {
   const table: string[][] = [["workload", "n", "plain", "mount", "ratio", "plain /s", "mount /s", "target", "result"]];
   for (const r of rows) {
     const target = TARGETS[r.workload.key];
     table.push([
       r.workload.title,
-      sizes[r.workload.key] ?? String(r.mount.ops),
+      sizeOf(r.workload.key, params),
       fmtMs(r.plain.ms),
       fmtMs(r.mount.ms),
       `${(r.mount.ms / r.plain.ms).toFixed(2)}x`,
@@ -195,13 +232,13 @@ function report(rows: Row[], params: WorkloadParams, seconds: number): void {
   console.log("(a benchmark, not a test: a missed target does not change the exit code)");
 }
 
-/** Markdown table, padded so that it also reads well in a terminal. */
 function printTable(rows: string[][]): void {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const line = (r: string[]) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(" | ")} |`;
-  console.log(line(rows[0]));
-  console.log(`|${widths.map((w, c) => (c === 0 ? `:${"-".repeat(w + 1)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`);
-  for (const r of rows.slice(1)) console.log(line(r));
+  console.log(markdownTable(rows));
 }
 
-await main();
+if (isMain(import.meta.url)) {
+  const args = parseMountArgs(process.argv.slice(2));
+  const result = await runMountBench(args);
+  if (result.rows.length) report(result.rows, result.params, result.seconds);
+  if (result.error) process.exitCode = 1;
+}

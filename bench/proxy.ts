@@ -30,16 +30,17 @@ import { Agent, request } from "undici";
 import { ClusterNode, freePort } from "./support/cluster-node.js";
 import { ROOT, forceUnmount, sleep } from "./support/daemon.js";
 import { parseBenchArgs } from "./support/args.js";
+import { isMain, type BenchRow } from "./support/report.js";
 
-interface Args {
+export interface ProxyArgs {
   reads: number;
   writes: number;
   warmup: number;
   keep: boolean;
 }
 
-function parseArgs(argv: string[]): Args {
-  return parseBenchArgs<Args>(argv, {
+export function parseProxyArgs(argv: string[]): ProxyArgs {
+  return parseBenchArgs<ProxyArgs>(argv, {
     defaults: { reads: 2000, writes: 1000, warmup: 200, keep: false },
     quick: { reads: 200, writes: 100, warmup: 30 },
     numbers: { "--reads": "reads", "--writes": "writes", "--warmup": "warmup" },
@@ -175,7 +176,7 @@ interface Path {
   send(i: number): Promise<{ ms: number; problem?: string }>;
 }
 
-interface Series {
+export interface Series {
   label: string;
   /** Latency of request i, NaN when it failed. */
   ms: number[];
@@ -235,8 +236,17 @@ function table(header: string[], rows: string[][], right: boolean[]): string {
 
 // ---- main ---------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+export interface ProxyBenchResult {
+  /** Reads: direct first, then through the proxy. */
+  reads: Series[] | null;
+  /** Writes: direct first, then forwarded from the replica, then through the primary's proxy. */
+  writes: Series[] | null;
+  problems: string[];
+  seconds: number;
+}
+
+/** Measures reads and writes, direct and proxied, on a fresh two-node cluster; Ctrl-C cleans up and exits 130. */
+export async function runProxyBench(args: ProxyArgs): Promise<ProxyBenchResult> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), "litefs-bench-proxy-"));
   const nodes: ProxiedNode[] = [];
   let interrupted = false;
@@ -249,11 +259,12 @@ async function main(): Promise<void> {
       if (!args.keep) await fsp.rm(root, { recursive: true, force: true }).catch(() => undefined);
       else console.log(`kept ${root}`);
     })());
-  process.once("SIGINT", () => {
+  const onSigint = () => {
     interrupted = true;
     console.error("interrupted: stopping the web apps and daemons");
     cleanup().finally(() => process.exit(130));
-  });
+  };
+  process.once("SIGINT", onSigint);
   const stopped = () => interrupted;
 
   const started = Date.now();
@@ -338,9 +349,39 @@ async function main(): Promise<void> {
     problems.push(`setup: ${(err as Error).stack ?? String(err)}`);
   } finally {
     if (!interrupted) await cleanup();
+    process.off("SIGINT", onSigint);
   }
-  if (interrupted) return;
+  return { reads, writes, problems, seconds: (Date.now() - started) / 1000 };
+}
 
+/** The rows of `npm run bench`: each proxied path against the direct one (p50, and the paired median added). */
+export function proxyRows(r: ProxyBenchResult): BenchRow[] {
+  const rows: BenchRow[] = [];
+  for (const group of [r.reads, r.writes]) {
+    if (!group) continue;
+    const direct = group[0];
+    const d = stats(direct.ms);
+    for (const s of group.slice(1)) {
+      const st = stats(s.ms);
+      rows.push({
+        group: "proxy",
+        key: `proxy.${s.label.replace(/[^a-z]+/g, "-").replace(/^-|-$/g, "")}`,
+        what: `${s.label} (baseline: ${direct.label.replace(/^(read|write), /, "")})`,
+        n: `${fmtInt(st.n)} req`,
+        baseline: `p50 ${fmt(d.p50)} ms, p99 ${fmt(d.p99)} ms`,
+        litefs: `p50 ${fmt(st.p50)} ms, p99 ${fmt(st.p99)} ms`,
+        ratio: st.p50 / d.p50,
+        note: `paired +${fmt(pairedMedian(s.ms, direct.ms))} ms${s.problems.length ? `; ${s.problems.length} failed` : ""}`,
+        values: { directP50Ms: d.p50, directP99Ms: d.p99, p50Ms: st.p50, p99Ms: st.p99, pairedMs: pairedMedian(s.ms, direct.ms), failed: s.problems.length },
+      });
+    }
+  }
+  return rows;
+}
+
+function report(result: ProxyBenchResult): void {
+  const { reads, writes } = result;
+  const problems = [...result.problems];
   console.log("");
   console.log(`Node ${process.version}, ${os.cpus().length} cores, ${os.platform()} ${os.release()}; sequential requests over keep-alive (undici)`);
   console.log("");
@@ -376,11 +417,15 @@ async function main(): Promise<void> {
     );
   }
   for (const p of problems) console.log(`note: ${p}`);
-  console.log(`\ntotal ${fmt((Date.now() - started) / 1000, 0)} s`);
+  console.log(`\ntotal ${fmt(result.seconds, 0)} s`);
   if (!reads || !writes) process.exitCode = 1;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+if (isMain(import.meta.url)) {
+  runProxyBench(parseProxyArgs(process.argv.slice(2)))
+    .then(report)
+    .catch((err) => {
+      console.error(err);
+      process.exitCode = 1;
+    });
+}

@@ -26,8 +26,9 @@ import { startCluster, type ClusterNode } from "./support/cluster-node.js";
 import { forceUnmount, sleep } from "./support/daemon.js";
 import { nowMs, runJob, type JobResult } from "./support/replication-workers.js";
 import { parseBenchArgs } from "./support/args.js";
+import { isMain, type BenchRow } from "./support/report.js";
 
-interface Args {
+export interface ReplicationArgs {
   lagTx: number;
   warmupTx: number;
   rate: number;
@@ -35,8 +36,8 @@ interface Args {
   keep: boolean;
 }
 
-function parseArgs(argv: string[]): Args {
-  return parseBenchArgs<Args>(argv, {
+export function parseReplicationArgs(argv: string[]): ReplicationArgs {
+  return parseBenchArgs<ReplicationArgs>(argv, {
     defaults: { lagTx: 2000, warmupTx: 200, rate: 200, catchupTx: 50_000, keep: false },
     quick: { lagTx: 400, warmupTx: 50, catchupTx: 5000 },
     numbers: { "--lag-tx": "lagTx", "--rate": "rate", "--catchup-tx": "catchupTx" },
@@ -76,13 +77,13 @@ async function waitForPos(node: ClusterNode, want: string, timeoutMs: number, po
   throw new Error(`${node.opts.hostname} did not reach ${want} within ${timeoutMs} ms (at ${await node.pos(DB)})`);
 }
 
-interface LagResult {
+export interface LagResult {
   perReplica: Array<{ name: string; sorted: number[]; missing: number; polls: number; errors: string[] }>;
   writeMs: number;
   achievedRate: number;
 }
 
-async function measureLag(primary: ClusterNode, replicas: ClusterNode[], firstId: number, args: Args): Promise<LagResult> {
+async function measureLag(primary: ClusterNode, replicas: ClusterNode[], firstId: number, args: ReplicationArgs): Promise<LagResult> {
   const total = args.warmupTx + args.lagTx;
   const stop = new SharedArrayBuffer(4);
   const watches = replicas.map((r) => job({ kind: "watch", db: r.db(DB), firstId, count: total, pollMs: 1, stop }));
@@ -113,7 +114,7 @@ async function measureLag(primary: ClusterNode, replicas: ClusterNode[], firstId
   };
 }
 
-interface CatchupResult {
+export interface CatchupResult {
   behind: number;
   primaryWriteMs: number;
   liveReplicaExtraMs: number;
@@ -154,8 +155,15 @@ function table(header: string[], rows: string[][], right: boolean[]): string {
   return [line(header), sep, ...rows.map(line)].join("\n");
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+export interface ReplicationBenchResult {
+  lag: LagResult | null;
+  catchup: CatchupResult | null;
+  problems: string[];
+  seconds: number;
+}
+
+/** Runs (a) and (b) on a fresh cluster and returns what was measured; Ctrl-C stops the daemons and exits 130. */
+export async function runReplicationBench(args: ReplicationArgs): Promise<ReplicationBenchResult> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), "litefs-bench-repl-"));
   const nodes: ClusterNode[] = [];
   let interrupted = false;
@@ -166,11 +174,12 @@ async function main(): Promise<void> {
     if (!args.keep) await fsp.rm(root, { recursive: true, force: true }).catch(() => undefined);
     else console.log(`kept ${root}`);
   };
-  process.once("SIGINT", () => {
+  const onSigint = () => {
     interrupted = true;
     console.error("interrupted: stopping the daemons");
     cleanup().finally(() => process.exit(130));
-  });
+  };
+  process.once("SIGINT", onSigint);
 
   const started = Date.now();
   let lag: LagResult | null = null;
@@ -205,9 +214,50 @@ async function main(): Promise<void> {
     problems.push(`setup: ${(err as Error).message}`);
   } finally {
     if (!interrupted) await cleanup();
+    process.off("SIGINT", onSigint);
   }
-  if (interrupted) return;
+  return { lag, catchup, problems, seconds: (Date.now() - started) / 1000 };
+}
 
+/** The rows of `npm run bench`: lag per replica, catch-up, and the primary's own rate for reference. */
+export function replicationRows(r: ReplicationBenchResult): BenchRow[] {
+  const rows: BenchRow[] = [];
+  for (const rep of r.lag?.perReplica ?? []) {
+    const p50 = percentile(rep.sorted, 50);
+    const p99 = percentile(rep.sorted, 99);
+    rows.push({
+      group: "replication",
+      key: `replication.lag.${rep.name}`,
+      what: `lag, commit on the primary to visible on ${rep.name} @ ${fmtInt(r.lag!.achievedRate)} tx/s`,
+      n: `${fmtInt(rep.sorted.length)} tx`,
+      baseline: "-",
+      litefs: `p50 ${fmt(p50)} ms, p99 ${fmt(p99)} ms`,
+      ratio: null,
+      note: `p99 < ${LAG_P99_TARGET_MS} ms: ${p99 < LAG_P99_TARGET_MS && rep.missing === 0 ? "PASS" : "FAIL"}`,
+      values: { p50Ms: p50, p99Ms: p99, maxMs: rep.sorted.at(-1) ?? null, missing: rep.missing, rate: r.lag!.achievedRate },
+    });
+  }
+  const c = r.catchup;
+  if (c) {
+    const tps = (c.behind * 1000) / c.startToCaughtUpMs;
+    rows.push({
+      group: "replication",
+      key: "replication.catchup",
+      what: `catch-up of a restarted replica ${fmtInt(c.behind)} tx behind (primary writing them: baseline)`,
+      n: `${fmtInt(c.behind)} tx`,
+      baseline: `${fmt(c.primaryWriteMs / 1000, 2)} s (${fmtInt((c.behind * 1000) / c.primaryWriteMs)} tx/s)`,
+      litefs: `${fmt(c.startToCaughtUpMs / 1000, 2)} s (${fmtInt(tps)} tx/s)`,
+      ratio: c.startToCaughtUpMs / c.primaryWriteMs,
+      note: `> ${fmtInt(CATCHUP_TARGET_TPS)} tx/s: ${tps >= CATCHUP_TARGET_TPS && !c.snapshot ? "PASS" : "FAIL"}${c.snapshot ? " (snapshot sent)" : ""}`,
+      values: { behind: c.behind, startToCaughtUpMs: c.startToCaughtUpMs, startToMountMs: c.startToMountMs, primaryWriteMs: c.primaryWriteMs, liveReplicaExtraMs: c.liveReplicaExtraMs, snapshot: c.snapshot },
+    });
+  }
+  return rows;
+}
+
+function report(result: ReplicationBenchResult): void {
+  const { lag, catchup } = result;
+  const problems = [...result.problems];
   console.log("");
   console.log(`Node ${process.version}, ${os.cpus().length} cores, ${os.platform()} ${os.release()}`);
   console.log("");
@@ -253,10 +303,14 @@ async function main(): Promise<void> {
   console.log(table(["measurement", "n", "result", "target", "result"], rows, [false, true, false, true, true]));
   for (const p of problems) console.log(`note: ${p}`);
   if (!lag || !catchup) allMet = false;
-  console.log(`\ntotal ${fmt((Date.now() - started) / 1000, 0)} s; ${allMet ? "all targets met" : "some targets missed (see above)"}`);
+  console.log(`\ntotal ${fmt(result.seconds, 0)} s; ${allMet ? "all targets met" : "some targets missed (see above)"}`);
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+if (isMain(import.meta.url)) {
+  runReplicationBench(parseReplicationArgs(process.argv.slice(2)))
+    .then(report)
+    .catch((err) => {
+      console.error(err);
+      process.exitCode = 1;
+    });
+}

@@ -32,6 +32,7 @@ import Database from "better-sqlite3";
 import { parseBenchArgs } from "./support/args.js";
 import { ClusterNode, freePort } from "./support/cluster-node.js";
 import { CLI, forceUnmount, sleep } from "./support/daemon.js";
+import type { BenchRow } from "./support/report.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -306,12 +307,33 @@ function table(rows: SnapshotBenchRow[]): string {
   return [line(header), sep, ...cells.map(line)].join("\n");
 }
 
-async function main(): Promise<void> {
-  const args = parseBenchArgs<SnapshotBenchOptions>(process.argv.slice(2), {
+/** This benchmark's command-line options (its own command, and `npm run bench --snapshot-args`). */
+export function parseSnapshotArgs(argv: string[]): SnapshotBenchOptions {
+  return parseBenchArgs<SnapshotBenchOptions>(argv, {
     defaults: DEFAULTS,
     quick: { sizeMb: 128, baselineS: 8 },
     numbers: { "--size-mb": "sizeMb", "--rate": "rate", "--baseline-s": "baselineS", "--max-wait-s": "maxWaitS" },
   });
+}
+
+/** The rows in the shape of `npm run bench`'s table: p99 commit latency against the no-snapshot baseline. */
+export function snapshotRows(rows: SnapshotBenchRow[], opts: SnapshotBenchOptions): BenchRow[] {
+  const baseline = rows[0];
+  return rows.map((r, i) => ({
+    group: "snapshot",
+    key: `snapshot.${i === 0 ? "baseline" : r.measurement.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "")}`,
+    what: `snapshot of ${opts.sizeMb} MB to a new replica: commit p99, ${r.measurement}`,
+    n: `${r.n} tx`,
+    baseline: i === 0 || !baseline ? "-" : `${baseline.p99Ms.toFixed(1)} ms`,
+    litefs: `${r.p99Ms.toFixed(1)} ms (p50 ${r.p50Ms.toFixed(1)}, max ${r.maxMs.toFixed(0)})`,
+    ratio: i === 0 ? null : r.ratio,
+    note: [r.target, r.pass === null ? "" : r.pass ? "met" : "missed", r.note].filter(Boolean).join("; "),
+    values: { n: r.n, p50Ms: r.p50Ms, p99Ms: r.p99Ms, maxMs: r.maxMs, ratio: r.ratio, behindMs: r.behindMs, pass: r.pass },
+  }));
+}
+
+async function main(): Promise<void> {
+  const args = parseSnapshotArgs(process.argv.slice(2));
   process.once("SIGINT", () => {
     console.error("interrupted: stop the daemons with the next Ctrl-C if this hangs");
     for (const wk of workers) void wk.terminate();

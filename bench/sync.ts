@@ -24,8 +24,9 @@ import { ClusterNode, freePort } from "./support/cluster-node.js";
 import { DelayProxy } from "./support/delay-proxy.js";
 import { forceUnmount } from "./support/daemon.js";
 import { runJob } from "./support/replication-workers.js";
+import { isMain, type BenchRow } from "./support/report.js";
 
-interface Args {
+export interface SyncArgs {
   commits: number;
   rounds: number;
   rtt: number;
@@ -67,13 +68,34 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function main(): Promise<void> {
-  const args = parseBenchArgs<Args>(process.argv.slice(2), {
+export function parseSyncArgs(argv: string[]): SyncArgs {
+  return parseBenchArgs<SyncArgs>(argv, {
     defaults: { commits: 600, rounds: 3, rtt: 30, keep: false },
     quick: { commits: 60, rounds: 2 },
     numbers: { "--commits": "commits", "--rounds": "rounds", "--rtt": "rtt" },
     integers: true,
   });
+}
+
+export interface SyncConfigResult {
+  name: string;
+  sync: boolean;
+  rttMs: number;
+  commits: number;
+  p50: number;
+  p99: number;
+  rate: number;
+}
+
+export interface SyncBenchResult {
+  perRound: number;
+  rounds: number;
+  rtt: number;
+  configs: SyncConfigResult[];
+}
+
+/** Commit latency for {async, sync} x {loopback, +RTT}, the configurations taking turns in rounds. */
+export async function runSyncBench(args: SyncArgs): Promise<SyncBenchResult> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), "litefs-bench-sync-"));
   const configs: Config[] = [];
   try {
@@ -98,18 +120,15 @@ async function main(): Promise<void> {
         c.latencies.push(...Array.from(r.times!));
       }
     }
-    console.log(`commit latency, single-row autocommit transactions (WAL, synchronous=NORMAL), ${perRound * args.rounds} per configuration in ${args.rounds} rounds`);
-    console.log("config          p50 ms   p99 ms   commits/s");
-    const rows = configs.map((c) => {
-      const sorted = [...c.latencies].sort((a, b) => a - b);
-      return { c, p50: percentile(sorted, 50), p99: percentile(sorted, 99), rate: (c.latencies.length * 1000) / c.elapsedMs };
-    });
-    for (const { c, p50, p99, rate } of rows) console.log(`${c.name.padEnd(14)} ${p50.toFixed(2).padStart(7)}  ${p99.toFixed(2).padStart(7)}  ${rate.toFixed(0).padStart(9)}`);
-    for (const rtt of [0, args.rtt]) {
-      const a = rows.find((r) => !r.c.sync && r.c.rttMs === rtt)!;
-      const s = rows.find((r) => r.c.sync && r.c.rttMs === rtt)!;
-      console.log(`+${rtt} ms RTT: sync/async p50 x${(s.p50 / a.p50).toFixed(1)} (+${(s.p50 - a.p50).toFixed(2)} ms), throughput x${(s.rate / a.rate).toFixed(2)}`);
-    }
+    return {
+      perRound,
+      rounds: args.rounds,
+      rtt: args.rtt,
+      configs: configs.map((c) => {
+        const sorted = [...c.latencies].sort((a, b) => a - b);
+        return { name: c.name, sync: c.sync, rttMs: c.rttMs, commits: c.latencies.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), rate: (c.latencies.length * 1000) / c.elapsedMs };
+      }),
+    };
   } finally {
     for (const c of configs) {
       await c.replica.stop().catch(() => undefined);
@@ -122,7 +141,43 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+function pair(r: SyncBenchResult, rtt: number): { a: SyncConfigResult; s: SyncConfigResult } {
+  return { a: r.configs.find((c) => !c.sync && c.rttMs === rtt)!, s: r.configs.find((c) => c.sync && c.rttMs === rtt)! };
+}
+
+/** The rows of `npm run bench`: synchronous replication against asynchronous, per round trip. */
+export function syncRows(r: SyncBenchResult): BenchRow[] {
+  return [0, r.rtt].map((rtt) => {
+    const { a, s } = pair(r, rtt);
+    return {
+      group: "sync",
+      key: `sync.rtt${rtt}`,
+      what: `commit latency, sync-replicas 1 (baseline: async), ${rtt ? `+${rtt} ms RTT` : "loopback"}`,
+      n: `${s.commits.toLocaleString("en-US")} tx`,
+      baseline: `p50 ${a.p50.toFixed(2)} ms, p99 ${a.p99.toFixed(2)} ms, ${a.rate.toFixed(0)} tx/s`,
+      litefs: `p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, ${s.rate.toFixed(0)} tx/s`,
+      ratio: s.p50 / a.p50,
+      note: `throughput x${(s.rate / a.rate).toFixed(2)}`,
+      values: { asyncP50Ms: a.p50, asyncP99Ms: a.p99, asyncRate: a.rate, syncP50Ms: s.p50, syncP99Ms: s.p99, syncRate: s.rate },
+    };
+  });
+}
+
+function report(r: SyncBenchResult): void {
+  console.log(`commit latency, single-row autocommit transactions (WAL, synchronous=NORMAL), ${r.perRound * r.rounds} per configuration in ${r.rounds} rounds`);
+  console.log("config          p50 ms   p99 ms   commits/s");
+  for (const c of r.configs) console.log(`${c.name.padEnd(14)} ${c.p50.toFixed(2).padStart(7)}  ${c.p99.toFixed(2).padStart(7)}  ${c.rate.toFixed(0).padStart(9)}`);
+  for (const rtt of [0, r.rtt]) {
+    const { a, s } = pair(r, rtt);
+    console.log(`+${rtt} ms RTT: sync/async p50 x${(s.p50 / a.p50).toFixed(1)} (+${(s.p50 - a.p50).toFixed(2)} ms), throughput x${(s.rate / a.rate).toFixed(2)}`);
+  }
+}
+
+if (isMain(import.meta.url)) {
+  runSyncBench(parseSyncArgs(process.argv.slice(2)))
+    .then(report)
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    });
+}

@@ -20,6 +20,8 @@ export interface ClusterNodeOptions {
   retentionMonitorInterval?: string;
   /** More top-level YAML appended to the config (e.g. a `proxy:` section), one line per entry. */
   extraYaml?: string[];
+  /** More lines under `data:`. */
+  dataYaml?: string[];
 }
 
 /** A BenchDaemon whose config makes it one node of a static-lease cluster. */
@@ -34,6 +36,7 @@ export class ClusterNode extends BenchDaemon {
       label: opts.hostname,
       retention: opts.retention,
       retentionMonitorInterval: opts.retentionMonitorInterval,
+      dataYaml: opts.dataYaml,
       cpuProfDir: prof ? path.join(prof, opts.hostname) : undefined,
       config: [
         "http:",

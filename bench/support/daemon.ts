@@ -34,6 +34,8 @@ export interface DaemonOptions {
   retentionMonitorInterval?: string;
   /** Names the node in error messages (several daemons in one benchmark). */
   label?: string;
+  /** More lines under `data:` (e.g. `  retention-monitor-interval: 1s`). */
+  dataYaml?: string[];
 }
 
 const SINGLE_PRIMARY = ["http:", `  addr: "127.0.0.1:0"`, "lease:", "  type: static", "  candidate: true", "  advertise-url: http://127.0.0.1:20202"];
@@ -60,6 +62,22 @@ export class BenchDaemon {
     return this.proc !== null;
   }
 
+  /** The daemon's process id while it runs. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  /** SIGKILL (a crash), wait for the exit, detach the mount the daemon left behind. */
+  async kill9(): Promise<void> {
+    const proc = this.proc;
+    if (proc && this.exit) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await this.exit;
+      this.proc = null;
+    }
+    await forceUnmount(this.mnt);
+  }
+
   db(name: string): string {
     return path.join(this.mnt, name);
   }
@@ -75,6 +93,7 @@ export class BenchDaemon {
       `  dir: ${this.dataDir}`,
       `  retention: ${o.retention ?? "1h"}`,
       ...(o.retentionMonitorInterval ? [`  retention-monitor-interval: ${o.retentionMonitorInterval}`] : []),
+      ...(o.dataYaml ?? []),
       ...(o.config ?? SINGLE_PRIMARY),
       ...(o.skipSync ? ["skip-sync: true"] : []),
     ].join("\n");

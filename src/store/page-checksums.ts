@@ -56,6 +56,22 @@ export class PageChecksums {
     for (const [pgno, sum] of changes) if (pgno <= pageCount) this.set(pgno, sum);
   }
 
+  /** The checksums of pages 1..pageCount, as stored (a view: copy it to keep it). */
+  view(): BigUint64Array {
+    return this.sums.subarray(0, this.count);
+  }
+
+  /** Replaces every checksum with `sums` (pages 1..sums.length), e.g. saved at a clean shutdown. */
+  load(sums: BigUint64Array): void {
+    this.clear();
+    this.grow(sums.length);
+    this.sums.set(sums);
+    let rolling = 0n;
+    for (let i = 0; i < sums.length; i++) rolling ^= sums[i];
+    this.rolling = rolling;
+    this.count = sums.length;
+  }
+
   clear(): void {
     this.sums = new BigUint64Array(1024);
     this.rolling = 0n;

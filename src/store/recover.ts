@@ -5,6 +5,7 @@ import { isDatabaseHeader, parseDatabaseHeader } from "../sqlite/index.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
 import { readPostApplyChecksum, type LtxFileInfo } from "./ltx-directory.js";
+import { takeSavedChecksums } from "./saved-checksums.js";
 import { foldWal, rollbackJournal } from "./sqlite-repair.js";
 
 /** What startup does with a database whose file disagrees with its position and that no replay repairs. */
@@ -42,6 +43,8 @@ type DecodedFile = ReturnType<typeof decodeLtx> & { path: string };
 export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse"): RecoveryResult {
   db.ltx.removeLeftovers();
   const last = lastCompleteLtx(db);
+  // Before anything below writes the file: a clean shutdown's checksums, if the file is as it left it.
+  const saved = takeSavedChecksums(db, last ? new Position(last.header.maxTxid, last.trailer.postApplyChecksum) : null);
 
   rollbackHotJournal(db);
   checkpointWal(db, last?.header ?? null);
@@ -69,7 +72,15 @@ export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse")
   const expected = last.trailer.postApplyChecksum;
   db.pageSize = header.pageSize;
   const marker = db.applyMarker.read();
-  const found = checksumOrNull(db);
+  // A clean shutdown's checksums stand for the file when it is exactly as that shutdown left it (saved-checksums.ts).
+  let found: bigint | null;
+  if (saved && saved.length === header.commit) {
+    db.checksums.load(saved);
+    db.log.info({ pages: saved.length }, "page checksums taken from the clean shutdown");
+    found = db.checksums.checksum;
+  } else {
+    found = checksumOrNull(db);
+  }
   let damaged = false;
   let ok = found !== null && matchesCutTo(db, header.commit, expected);
   let interrupted = false;

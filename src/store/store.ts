@@ -6,6 +6,7 @@ import { Database } from "./database.js";
 import { StoreError } from "./errors.js";
 import type { CommitEvent, CommitWait, StoreEvent } from "./events.js";
 import { recoverDatabase, type DamagePolicy } from "./recover.js";
+import { saveChecksums } from "./saved-checksums.js";
 import { enforceRetention, type RetentionFloor } from "./retention.js";
 import { writeSnapshot, type SnapshotFile, type SnapshotOptions } from "./snapshot.js";
 
@@ -76,6 +77,7 @@ export class Store {
 
   /** Recovers every database found under data.dir (before the mount serves anything). */
   open(): void {
+    const started = performance.now();
     fs.rmSync(path.join(this.dataDir, TMP_DIR), { recursive: true, force: true });
     const root = path.join(this.dataDir, DBS_DIR);
     for (const name of fs.readdirSync(root).sort()) {
@@ -84,7 +86,7 @@ export class Store {
       if (recoverDatabase(db, this.opts.onDamage).damaged) this.damagedAtStartup.set(name, (this.damagedAtStartup.get(name) ?? 0) + 1);
       this.dbs.set(name, db);
     }
-    this.log.info({ databases: this.dbs.size }, "store opened");
+    this.log.info({ databases: this.dbs.size, ms: Math.round(performance.now() - started) }, "store opened");
     this.startLtxSync();
   }
 
@@ -273,7 +275,14 @@ export class Store {
     } catch (err) {
       this.log.error({ err }, "cannot fsync LTX files at close");
     }
-    for (const db of this.dbs.values()) db.closeFiles();
+    for (const db of this.dbs.values()) {
+      try {
+        saveChecksums(db);
+      } catch (err) {
+        db.log.warn({ err }, "cannot save page checksums at close; the next start computes them");
+      }
+      db.closeFiles();
+    }
   }
 
   private newDatabase(name: string): Database {
