@@ -114,7 +114,8 @@ export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse")
     // Back to the newest snapshot, however long: it rewrites every page, and costs less than getting
     // the same history from the primary again. Without one, the newest files may still cover the damage.
     const whole = trailingRun(db, Infinity);
-    const run = whole && whole[0].minTxid === 1 ? whole : trailingRun(db);
+    // No run of several files: the last one alone still rewrites every page it holds (all of them, for a snapshot).
+    const run = (whole && whole[0].minTxid === 1 ? whole : trailingRun(db)) ?? db.ltx.list().slice(-1);
     ok = run !== null && replay(db, run, "the database file is damaged") > 0 && checksumOrNull(db) === expected;
     if (ok) {
       db.log.warn(
