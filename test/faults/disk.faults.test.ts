@@ -39,6 +39,20 @@ async function pairWithSmallDisk(label: string, onDisk: "primary" | "replica"): 
   return { cluster, disk };
 }
 
+/** That pair with the ledger created, the replica caught up, and a ledger client writing on the primary. */
+async function ledgerOnSmallDisk(label: string, onDisk: "primary" | "replica", journalMode: (typeof MODES)[number]) {
+  const { cluster, disk } = await pairWithSmallDisk(label, onDisk);
+  const { primary } = cluster;
+  const [replica] = cluster.replicas;
+  await createLedger(primary, DB, journalMode);
+  await caughtUp(primary, replica, DB);
+  const dir = await ledgerDir();
+  cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
+  const client = await LedgerClient.start("c1", [primary.db(DB)], { dir });
+  cleanups.push(() => client.stop());
+  return { cluster, disk, primary, replica, client };
+}
+
 /**
  * Both journal modes. WAL readers need the -shm, which SQLite truncates and grows again for every
  * first connection (and unlinks after the last): its backing file keeps its space
@@ -50,15 +64,7 @@ describe("full disks", () => {
   for (const journalMode of MODES) {
     it(`a replica whose disk is full keeps serving its last good state and resumes when space is freed (${journalMode})`, async () => {
       const tally = new ScenarioTally(`replica disk full (${journalMode})`);
-      const { cluster, disk } = await pairWithSmallDisk(`fullr-${journalMode}`, "replica");
-      const { primary } = cluster;
-      const [replica] = cluster.replicas;
-      await createLedger(primary, DB, journalMode);
-      await caughtUp(primary, replica, DB);
-      const dir = await ledgerDir();
-      cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
-      const client = await LedgerClient.start("c1", [primary.db(DB)], { dir });
-      cleanups.push(() => client.stop());
+      const { cluster, disk, primary, replica, client } = await ledgerOnSmallDisk(`fullr-${journalMode}`, "replica", journalMode);
       for (let i = 0; i < ITERATIONS; i++) {
         await disk.fill();
         tally.faults++;
@@ -92,15 +98,7 @@ describe("full disks", () => {
 
     it(`a primary whose disk is full fails the app's write, loses nothing committed and recovers when space is freed (${journalMode})`, async () => {
       const tally = new ScenarioTally(`primary disk full (${journalMode})`);
-      const { cluster, disk } = await pairWithSmallDisk(`fullp-${journalMode}`, "primary");
-      const { primary } = cluster;
-      const [replica] = cluster.replicas;
-      await createLedger(primary, DB, journalMode);
-      await caughtUp(primary, replica, DB);
-      const dir = await ledgerDir();
-      cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
-      const client = await LedgerClient.start("c1", [primary.db(DB)], { dir });
-      cleanups.push(() => client.stop());
+      const { cluster, disk, primary, replica, client } = await ledgerOnSmallDisk(`fullp-${journalMode}`, "primary", journalMode);
       let hungExits = 0;
       for (let i = 0; i < ITERATIONS; i++) {
         const acked = client.acked.length;
