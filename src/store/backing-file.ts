@@ -63,6 +63,29 @@ export class BackingFile {
     return buf;
   }
 
+  /**
+   * Pages 1..pageCount read front to back through one reused buffer of about `chunkBytes`: for
+   * whole-file passes (adoption, checksums), which would otherwise allocate every page and leave
+   * the allocator holding the file's size in freed memory. A page is valid until the next call;
+   * zero-filled past end of file, as `readAt`.
+   */
+  pageReader(pageSize: number, chunkBytes = 4 << 20): (pgno: number) => Uint8Array {
+    const chunkPages = Math.max(1, Math.floor(chunkBytes / pageSize));
+    const chunk = Buffer.allocUnsafe(chunkPages * pageSize);
+    let first = 0;
+    let count = 0;
+    return (pgno) => {
+      if (pgno < first || pgno >= first + count) {
+        first = pgno;
+        count = chunkPages;
+        const got = this.exists() ? this.read(chunk, chunk.length, (pgno - 1) * pageSize) : 0;
+        chunk.fill(0, got);
+      }
+      const at = (pgno - first) * pageSize;
+      return chunk.subarray(at, at + pageSize);
+    };
+  }
+
   write(buf: Uint8Array, length: number, position: number, offset = 0): void {
     const fd = this.open(true);
     let done = 0;

@@ -42,13 +42,22 @@ const USE_IMPORT = "to replace a database, use `litefs import`";
 export interface TransactionPages {
   commit: number;
   pgnos: readonly number[];
+  /** A page as it is now; used before the next call, so a reader may reuse its buffer. */
   readPage(pgno: number): Uint8Array;
+  /** The pages' checksums when already known (adoption): the pages are then read only to encode them. */
+  knownSums?(pgno: number): bigint;
   walOffset?: number;
   walSize?: number;
   walSalt1?: number;
   walSalt2?: number;
   /** Record the transaction even if it left every page as it was (a WAL commit is never a rollback). */
   always?: boolean;
+  /**
+   * false: write the LTX uncompressed whatever data.compress says. For a whole-file snapshot
+   * taken in one synchronous pass (adoption): lz4-napi's output buffers are freed by finalizers
+   * that run only when the event loop turns, so compressing a 1 GB file in one go held ~1.2 GB.
+   */
+  compress?: boolean;
   /** Fsync the LTX before returning even without `durableCommits` (a rollback-journal commit: see capture-journal.ts). */
   durable?: boolean;
   /** Receives the checksum of every page the transaction wrote, once it is recorded. */
@@ -335,7 +344,7 @@ export class Database {
     const newSums = new Map<number, bigint>();
     let changed = tx.commit !== this.checksums.pageCount;
     for (const pgno of pgnos) {
-      const sum = pageChecksum(pgno, tx.readPage(pgno));
+      const sum = tx.knownSums ? tx.knownSums(pgno) : pageChecksum(pgno, tx.readPage(pgno));
       newSums.set(pgno, sum);
       if (sum !== this.checksums.get(pgno)) changed = true;
     }
@@ -362,7 +371,7 @@ export class Database {
     try {
       written = this.ltx.write(
         header,
-        this.opts.compress,
+        this.opts.compress && tx.compress !== false,
         (enc: LtxEncoder) => {
           for (const pgno of pgnos) enc.encodePage(pgno, tx.readPage(pgno));
           return postApply;

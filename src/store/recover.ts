@@ -406,27 +406,26 @@ function computeChecksums(db: Database): void {
   db.pageSize = pageSize;
   const pageCount = Math.floor(size / pageSize);
   const lock = lockPgno(pageSize);
-  const chunkPages = Math.max(1, Math.floor((4 << 20) / pageSize));
-  const chunk = Buffer.allocUnsafe(chunkPages * pageSize);
+  const readPage = file.pageReader(pageSize);
   db.checksums.resize(pageCount);
-  for (let first = 1; first <= pageCount; first += chunkPages) {
-    const n = Math.min(chunkPages, pageCount - first + 1);
-    file.read(chunk, n * pageSize, (first - 1) * pageSize);
-    for (let i = 0; i < n; i++) {
-      const pgno = first + i;
-      if (pgno === lock) continue;
-      db.checksums.set(pgno, pageChecksum(pgno, chunk.subarray(i * pageSize, (i + 1) * pageSize)));
-    }
+  for (let pgno = 1; pgno <= pageCount; pgno++) {
+    if (pgno !== lock) db.checksums.set(pgno, pageChecksum(pgno, readPage(pgno)));
   }
 }
 
 /** A database file with no LTX history (copied into data.dir): record it as a TXID 1 snapshot. */
 function adoptExistingDatabase(db: Database): void {
-  const file = db.files.database;
-  const pageSize = db.pageSize;
   const commit = db.checksums.pageCount;
-  db.checksums.clear();
   const pgnos = Array.from({ length: commit }, (_, i) => i + 1);
-  db.commitTransaction({ commit, pgnos, readPage: (pgno) => file.readAt((pgno - 1) * pageSize, pageSize), durable: true });
+  // The checksums are the ones computeChecksums just took: the snapshot reads the file once more, to encode it.
+  db.commitTransaction({
+    commit,
+    pgnos,
+    readPage: db.files.database.pageReader(db.pageSize),
+    knownSums: (pgno) => db.checksums.get(pgno),
+    always: true,
+    durable: true,
+    compress: false,
+  });
   db.log.info({ pos: db.position.toString() }, "existing database adopted as a snapshot");
 }

@@ -1,0 +1,83 @@
+import Database from "better-sqlite3";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import pino from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { HEADER_FLAG_COMPRESS_LZ4, decodeLtx } from "../../src/ltx/index.js";
+import { BackingFile } from "../../src/store/backing-file.js";
+import { Store } from "../../src/store/store.js";
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "litefs-adopt-"));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** A SQLite file of about `mb` MB (several of the page reader's 4 MB chunks) in the data dir. */
+function placeDatabase(name: string, mb: number): string {
+  const source = path.join(dir, "source.db");
+  const db = new Database(source);
+  db.exec("CREATE TABLE t (v BLOB)");
+  const insert = db.prepare("INSERT INTO t VALUES (randomblob(3000))");
+  db.transaction(() => {
+    for (let i = 0; i < mb * 300; i++) insert.run();
+  })();
+  db.close();
+  const target = path.join(dir, "data", "dbs", name, "database");
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.copyFileSync(source, target);
+  return target;
+}
+
+describe("a database file copied into data.dir is adopted at the first start", () => {
+  it("as a TXID 1 snapshot holding every page of the file, written uncompressed even with data.compress", () => {
+    const file = placeDatabase("big.db", 10);
+    const bytes = fs.readFileSync(file);
+    const store = new Store({
+      dataDir: path.join(dir, "data"),
+      compress: true,
+      skipSync: false,
+      retentionMs: 3_600_000,
+      retentionMonitorIntervalMs: 3_600_000,
+      logger: pino({ level: "silent" }),
+    });
+    store.open();
+    try {
+      const db = store.database("big.db")!;
+      expect(db.position.txid).toBe(1);
+      const [ltx] = db.ltx.list();
+      const decoded = decodeLtx(fs.readFileSync(ltx!.path));
+      expect(decoded.header.flags & HEADER_FLAG_COMPRESS_LZ4).toBe(0);
+      expect(decoded.header.commit * 4096).toBe(bytes.length);
+      expect(decoded.pages.length).toBe(decoded.header.commit);
+      for (const page of decoded.pages) {
+        expect(Buffer.compare(Buffer.from(page.data), bytes.subarray((page.pgno - 1) * 4096, page.pgno * 4096))).toBe(0);
+      }
+      expect(decoded.trailer.postApplyChecksum).toBe(db.position.postApplyChecksum);
+      expect(db.checksums.checksum).toBe(db.position.postApplyChecksum);
+    } finally {
+      store.close();
+    }
+  });
+});
+
+describe("BackingFile.pageReader", () => {
+  it("gives each page as readAt does, across chunk boundaries, after a jump back, and zeros past the end", () => {
+    const file = path.join(dir, "pages");
+    const pageSize = 512;
+    const data = Buffer.alloc(pageSize * 10 + 100);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff;
+    fs.writeFileSync(file, data);
+    const backing = new BackingFile(file);
+    try {
+      const read = backing.pageReader(pageSize, 3 * pageSize);
+      for (const pgno of [1, 2, 3, 4, 5, 9, 10, 11, 12, 2, 7]) {
+        expect(Buffer.compare(Buffer.from(read(pgno)), backing.readAt((pgno - 1) * pageSize, pageSize))).toBe(0);
+      }
+      expect(read(13).every((b) => b === 0)).toBe(true);
+    } finally {
+      backing.close();
+    }
+  });
+});
