@@ -19,8 +19,7 @@
  * (node's own start-up included: compare with the empty node's start, measured in the same run).
  * Real `litefs mount` processes on loopback (static lease; bench/support/cluster-node.ts); every
  * process started here is stopped by PID and every mount detached, also on failure or Ctrl-C.
- * The big part needs about (3 x big-dbs + 2) x mb of free disk under $TMPDIR, and memory for
- * the adoption's RSS peak (~2.2x the bytes: a finding, see docs/benchmarks.md); it is skipped,
+ * The big part needs about (3 x big-dbs + 2) x mb of free disk under $TMPDIR; it is skipped,
  * with a note, when the machine has less.
  */
 import * as fs from "node:fs";
@@ -447,12 +446,8 @@ export async function runScaleBench(args: ScaleArgs): Promise<ScaleBenchResult> 
     }
     const need = (3 * args.bigDbs + 2) * args.mb * MB;
     const free = freeBytes(root);
-    // Adopting the files at the first start peaks at ~2.2x the bytes adopted (see docs/benchmarks.md, "Scale findings").
-    const memNeed = 2.5 * args.bigDbs * args.mb * MB + 512 * MB;
     if (free < need * 1.1) {
       problems.push(`big databases skipped: they need about ${fmtInt(need / MB)} MB of free disk, ${fmtInt(free / MB)} MB free under ${root}`);
-    } else if (os.totalmem() < memNeed) {
-      problems.push(`big databases skipped: adopting ${args.bigDbs} x ${args.mb} MB at the first start takes about ${fmtInt(memNeed / MB)} MB of RSS, more than this machine's ${fmtInt(os.totalmem() / MB)} MB (use --big-dbs/--mb)`);
     } else {
       try {
         big = await measureBig(path.join(root, "big"), args.bigDbs, args.mb, nodes, args.keep);

@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
+import type { SpareFiles } from "./spare-files.js";
 import type { RepairFile } from "./sqlite-repair.js";
 
 /**
@@ -11,7 +12,11 @@ import type { RepairFile } from "./sqlite-repair.js";
 export class BackingFile {
   private fd: number | null = null;
 
-  constructor(readonly path: string) {}
+  /** `spares`: where a file about to be created comes from (a rename is cheaper than a create: spare-files.ts). */
+  constructor(
+    readonly path: string,
+    private readonly spares?: SpareFiles,
+  ) {}
 
   exists(): boolean {
     return this.fd !== null || fs.existsSync(this.path);
@@ -20,6 +25,7 @@ export class BackingFile {
   /** Opens (creating when asked) and returns the descriptor; kept open until `close`. */
   open(create = false): number {
     if (this.fd === null) {
+      if (create && this.spares && !fs.existsSync(this.path)) this.spares.take(this.path);
       this.fd = fs.openSync(this.path, create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR, 0o644);
     }
     return this.fd;

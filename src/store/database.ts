@@ -12,6 +12,7 @@ import { LtxDirectory, readPostApplyChecksum, type WrittenLtx } from "./ltx-dire
 import { PageChecksums } from "./page-checksums.js";
 import { ShmBackingFile } from "./shm-file.js";
 import type { SnapshotView } from "./snapshot.js";
+import type { SpareFiles } from "./spare-files.js";
 
 export type FileKind = "database" | "journal" | "wal" | "shm";
 
@@ -28,6 +29,8 @@ export interface DatabaseOptions {
    */
   durableCommits: boolean;
   nodeId: bigint;
+  /** Empty files made ahead of time, for the LTX files and the backing files this database creates. */
+  spares?: SpareFiles;
   logger: Logger;
   /** Tells the Store what changed; for a local commit, answers what the commit must wait for. */
   notify(ev: StoreEvent): CommitWait;
@@ -98,13 +101,13 @@ export class Database {
     this.dir = opts.dir;
     this.log = opts.logger.child({ db: opts.name });
     this.files = {
-      database: new BackingFile(path.join(opts.dir, "database")),
-      journal: new BackingFile(path.join(opts.dir, "journal")),
-      wal: new BackingFile(path.join(opts.dir, "wal")),
+      database: new BackingFile(path.join(opts.dir, "database"), opts.spares),
+      journal: new BackingFile(path.join(opts.dir, "journal"), opts.spares),
+      wal: new BackingFile(path.join(opts.dir, "wal"), opts.spares),
       // Keeps its disk space, so WAL readers still open on a full data dir (see ShmBackingFile).
       shm: new ShmBackingFile(path.join(opts.dir, "shm")),
     };
-    this.ltx = new LtxDirectory(path.join(opts.dir, "ltx"), opts.skipSync);
+    this.ltx = new LtxDirectory(path.join(opts.dir, "ltx"), opts.skipSync, opts.spares);
     this.applyMarker = new ApplyMarker(opts.dir, opts.skipSync);
     this.journal = new JournalCapture(this);
     this.wal = new WalCapture(this);

@@ -11,8 +11,9 @@ import {
   parseLtxFilename,
   type LtxHeader,
 } from "../ltx/index.js";
-import { syncFilesystem } from "../os/syncfs.js";
+import { syncFilesystem, syncFilesystemSync } from "../os/syncfs.js";
 import { fsyncFile, fsyncFileAsync, syncDirectory, syncDirectoryAsync } from "./backing-file.js";
+import type { SpareFiles } from "./spare-files.js";
 
 export interface LtxFileInfo {
   minTxid: number;
@@ -51,6 +52,7 @@ export class LtxDirectory {
   constructor(
     readonly dir: string,
     private readonly skipSync: boolean,
+    private readonly spares?: SpareFiles,
   ) {}
 
   /** Whether files written since the last sync await their fsync. */
@@ -66,9 +68,12 @@ export class LtxDirectory {
   syncPending(): void {
     if (!this.hasPending) return;
     const gen = this.writeGen;
-    for (const file of this.pending) fsyncFile(file, true);
+    // A WAL checkpoint's fsync can find a thousand files pending: one syncfs, not a thousand fsyncs.
+    if (this.pending.size <= FSYNC_EACH_UP_TO || !syncFilesystemSync(this.dir)) {
+      for (const file of this.pending) fsyncFile(file, true);
+      syncDirectory(this.dir);
+    }
     this.pending.clear();
-    syncDirectory(this.dir);
     this.syncedGen = gen;
   }
 
@@ -141,7 +146,7 @@ export class LtxDirectory {
    */
   write(header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint, durable: boolean): WrittenLtx {
     const finalPath = this.pathOf(header.minTxid, header.maxTxid);
-    const written = this.encode(finalPath, header, compress, fill, durable && !this.skipSync);
+    const written = this.encode(finalPath, header, compress, fill, durable && !this.skipSync, true);
     if (this.skipSync) return written;
     this.writeGen++;
     if (durable) this.syncPending(); // the files still pending before it, and the folder
@@ -154,8 +159,16 @@ export class LtxDirectory {
     return this.encode(filePath, header, compress, fill, !this.skipSync);
   }
 
-  private encode(filePath: string, header: LtxHeader, compress: boolean, fill: (enc: LtxEncoder) => bigint, fsync: boolean): WrittenLtx {
-    const fd = fs.openSync(filePath, "w", 0o644);
+  private encode(
+    filePath: string,
+    header: LtxHeader,
+    compress: boolean,
+    fill: (enc: LtxEncoder) => bigint,
+    fsync: boolean,
+    useSpare = false,
+  ): WrittenLtx {
+    // A commit's file: a spare renamed into place (empty) when one is ready, instead of a create.
+    const fd = useSpare && this.spares?.take(filePath) ? fs.openSync(filePath, "r+") : fs.openSync(filePath, "w", 0o644);
     try {
       const out = new BufferedWriter(fd);
       const enc = new LtxEncoder(header, (chunk) => out.write(chunk), { compress });

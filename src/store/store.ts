@@ -9,6 +9,7 @@ import { recoverDatabase, type DamagePolicy } from "./recover.js";
 import { saveChecksums } from "./saved-checksums.js";
 import { enforceRetention, type RetentionFloor } from "./retention.js";
 import { writeSnapshot, type SnapshotFile, type SnapshotOptions } from "./snapshot.js";
+import { SpareFiles } from "./spare-files.js";
 
 export interface StoreOptions {
   dataDir: string;
@@ -44,6 +45,8 @@ export class Store {
   readonly nodeId: bigint;
   readonly log: Logger;
   private readonly dbs = new Map<string, Database>();
+  /** Empty files made ahead of time in data.dir/tmp/spare, for every database's new files. */
+  private readonly spares: SpareFiles;
   private readonly listeners = new Set<(ev: StoreEvent) => void>();
   private readonly commitBarriers = new Set<CommitBarrier>();
   private retentionTimer: NodeJS.Timeout | null = null;
@@ -61,6 +64,7 @@ export class Store {
     this.log = opts.logger;
     fs.mkdirSync(path.join(this.dataDir, DBS_DIR), { recursive: true });
     this.nodeId = readOrCreateNodeId(this.dataDir);
+    this.spares = new SpareFiles(path.join(this.dataDir, TMP_DIR, "spare"));
   }
 
   /** Whether LTX files are LZ4-compressed (data.compress). */
@@ -266,6 +270,7 @@ export class Store {
   }
 
   close(): void {
+    this.spares.close();
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     this.retentionTimer = null;
     if (this.ltxSyncTimer) clearInterval(this.ltxSyncTimer);
@@ -293,6 +298,7 @@ export class Store {
       skipSync: this.opts.skipSync,
       durableCommits: this.opts.durableCommits ?? false,
       nodeId: this.nodeId,
+      spares: this.spares,
       logger: this.log,
       notify: (ev) => this.notify(ev),
       discard: (d) => this.discard(d),

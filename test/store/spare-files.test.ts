@@ -1,0 +1,69 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SpareFiles } from "../../src/store/spare-files.js";
+import { waitFor } from "../support/node-process.js";
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "litefs-spares-"));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Takes into fresh names until one succeeds (the first take only starts the refill). */
+async function takeOne(spares: SpareFiles, dest: string): Promise<void> {
+  await waitFor(() => spares.take(dest), 10_000, "a spare file");
+}
+
+describe("SpareFiles", () => {
+  it("has none before the first take, then renames an empty spare to the destination", async () => {
+    const spares = new SpareFiles(path.join(dir, "spare"), 8);
+    expect(spares.take(path.join(dir, "first"))).toBe(false);
+    expect(fs.existsSync(path.join(dir, "first"))).toBe(false);
+    await takeOne(spares, path.join(dir, "a"));
+    expect(fs.statSync(path.join(dir, "a")).size).toBe(0);
+    // The rest of the pool is there: takes in a row succeed without waiting.
+    for (let i = 0; i < 3; i++) expect(spares.take(path.join(dir, `b${i}`))).toBe(true);
+    spares.close();
+  });
+
+  it("refills as files are taken, and each spare is used once", async () => {
+    const spares = new SpareFiles(path.join(dir, "spare"), 4);
+    const taken = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      await takeOne(spares, path.join(dir, `t${i}`));
+      taken.add(fs.statSync(path.join(dir, `t${i}`)).ino);
+    }
+    expect(taken.size).toBe(20);
+    spares.close();
+  });
+
+  it("answers false, without an unhandled rejection, when spares cannot be created; the caller creates its file", async () => {
+    const blocker = path.join(dir, "not-a-folder");
+    fs.writeFileSync(blocker, "x");
+    const spares = new SpareFiles(path.join(blocker, "spare"), 4);
+    for (let i = 0; i < 5; i++) {
+      expect(spares.take(path.join(dir, `c${i}`))).toBe(false);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    spares.close();
+  });
+
+  it("answers false when the destination is on another filesystem", async () => {
+    const spares = new SpareFiles(path.join(dir, "spare"), 4);
+    await takeOne(spares, path.join(dir, "warm"));
+    // A spare is ready, so the take below fails at the rename, not for want of one.
+    const ready = () => fs.readdirSync(path.join(dir, "spare"), { recursive: true }).filter((f) => /\/\d+$/.test(String(f))).length;
+    await waitFor(() => ready() > 0, 10_000, "a spare file ready");
+    const other = fs.mkdtempSync("/dev/shm/litefs-spares-");
+    try {
+      expect(spares.take(path.join(other, "x"))).toBe(false);
+      expect(fs.existsSync(path.join(other, "x"))).toBe(false);
+    } finally {
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+    await takeOne(spares, path.join(dir, "same-filesystem")); // still usable
+    spares.close();
+  });
+});
