@@ -70,10 +70,10 @@ export class BackingFile {
   }
 
   /**
-   * Pages 1..pageCount read front to back through one reused buffer of about `chunkBytes`: for
-   * whole-file passes (adoption, checksums), which would otherwise allocate every page and leave
-   * the allocator holding the file's size in freed memory. A page is valid until the next call;
-   * zero-filled past end of file, as `readAt`.
+   * A reader of pages (numbered from 1) that reads ahead `chunkBytes` at a time into one reused
+   * buffer: for whole-file passes in page order (adoption, checksums), which would otherwise
+   * allocate every page. A page is valid until the next call; zero-filled past end of file, as
+   * `readAt`.
    */
   pageReader(pageSize: number, chunkBytes = 4 << 20): (pgno: number) => Uint8Array {
     const chunkPages = Math.max(1, Math.floor(chunkBytes / pageSize));
