@@ -172,8 +172,8 @@ export class NodeMetrics {
   }
 
   /** The text exposition format. */
-  scrape(): Promise<string> {
-    return this.registry.metrics();
+  async scrape(): Promise<string> {
+    return exactNaN(await this.registry.metrics());
   }
 
   private onEvent(ev: NodeEvent): void {
@@ -275,4 +275,13 @@ async function readLtxFolder(db: Database, cache: Map<string, Map<string, number
   let bytes = 0;
   for (const size of sizes.values()) bytes += size;
   return { count: sizes.size, bytes };
+}
+
+/**
+ * prom-client writes NaN as "Nan" (nodejs_eventloop_lag_*_seconds when no event-loop delay was
+ * sampled since the last scrape, e.g. two scrapes within 10 ms). Prometheus's own parser takes
+ * any case, but the text format and OpenMetrics say "NaN", and stricter parsers refuse the rest.
+ */
+export function exactNaN(text: string): string {
+  return text.replace(/ Nan$/gm, " NaN");
 }
