@@ -23,6 +23,11 @@ export interface S3TargetOptions {
   accessKeyId?: string;
   secretAccessKey?: string;
   forcePathStyle?: boolean;
+  /**
+   * Tries per request, the SDK's backoff between them (default 2: the daemon's shipper tries
+   * again on its next interval anyway and must report an outage quickly).
+   */
+  maxAttempts?: number;
 }
 
 /** Objects above this size go up in parts (snapshots of large databases). */
@@ -61,7 +66,7 @@ export class S3Target implements BackupTarget {
       forcePathStyle: opts.forcePathStyle ?? opts.endpoint !== undefined,
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
-      maxAttempts: 2,
+      maxAttempts: opts.maxAttempts ?? 2,
       requestHandler: { requestTimeout: REQUEST_TIMEOUT_MS, connectionTimeout: CONNECT_TIMEOUT_MS },
       ...(opts.endpoint && { endpoint: opts.endpoint }),
       ...(opts.accessKeyId && opts.secretAccessKey && { credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } }),

@@ -15,6 +15,8 @@ interface RestoreFlags {
   region?: string;
 }
 
+/** Tries per S3 request of `litefs restore` (the daemon's shipper makes 2 and retries on its next interval). */
+const RESTORE_S3_ATTEMPTS = 5;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 export function registerRestore(program: Command): void {
@@ -36,7 +38,8 @@ export function registerRestore(program: Command): void {
       if (flags.txid !== undefined && flags.timestamp !== undefined) {
         throw new BackupError("BACKUP_BAD_CONFIG", "give -txid or -timestamp, not both");
       }
-      const target = await openTarget(await targetConfig(flags));
+      // A one-shot command: it rides out a transient S3 error (500 InternalError, throttling) with retries.
+      const target = await openTarget(await targetConfig(flags), { s3MaxAttempts: RESTORE_S3_ATTEMPTS });
       try {
         const output = path.resolve(flags.o ?? flags.name);
         const result = await restoreDatabase(target, flags.name, { txid: flags.txid, timestamp: flags.timestamp, output });

@@ -1,4 +1,5 @@
 import * as fsp from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HEADER_SIZE, decodeHeader, formatLtxFilename } from "../../src/ltx/index.js";
@@ -6,6 +7,7 @@ import { backupStatus, create, expectUnbrokenChain, fileBackupObjects, fileCheck
 import { consul, consulNode } from "../support/consul-nodes.js";
 import { LitefsNode, freePort, makeTempDir, sleep, waitFor } from "../support/node-process.js";
 import { waitForPrimary } from "../support/roles.js";
+import { S3Proxy } from "../support/s3-proxy.js";
 import { S3Server } from "../support/s3-server.js";
 import { sqlite3 } from "../support/sqlite-clients.js";
 import { scrape } from "../support/prometheus.js";
@@ -110,6 +112,37 @@ describe("continuous backup to S3 (s3rver) with point-in-time restore", () => {
     // Every transaction from before the outage to after it is in level 0, each once.
     const l0 = (await litefs(["restore", "-name", db, "-config", node.configPath, "-txid", String(txidOf(before) + 1), "-o", out])).code;
     expect(l0).toBe(0);
+  });
+
+  it("restore rides out transient S3 errors (500 InternalError) and names the error when they persist", async () => {
+    const s3 = await S3Server.start();
+    cleanups.push(() => s3.close());
+    const node = await primary("bk-500", s3.backupYaml("e500", { interval: "100ms" }));
+    const db = "e500.db";
+    await create(node, db);
+    for (let i = 1; i <= 5; i++) await sqlite3(node.db(db), `INSERT INTO t VALUES (${i}, 'x');`);
+    const pos = await waitForBackup(node, db);
+    await node.stop();
+    const proxy = await S3Proxy.start(s3);
+    cleanups.push(() => proxy.close());
+    const isList = (req: IncomingMessage) => req.method === "GET" && /[?&]list-type=2/.test(req.url ?? "");
+    const args = ["restore", "-name", db, "-url", "s3://backups/e500", "-endpoint", proxy.endpoint];
+    const env = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
+    const out = path.join(await tempDir("restore"), "out.db");
+
+    proxy.failNext(3, isList);
+    const ok = await litefs([...args, "-o", out], env);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+    expect(/at position ([0-9a-f]{16}\/[0-9a-f]{16})/.exec(ok.stdout)?.[1]).toBe(pos);
+    expect(proxy.failed).toBe(3);
+    await fsp.rm(out);
+
+    proxy.failNext(100, isList);
+    const failed = await litefs([...args, "-o", out], env);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain("InternalError");
+    expect(proxy.failed - 3).toBe(5); // every attempt of the first request, then it gave up
   });
 
   it("restore-if-empty: a fresh primary comes up with every database as it was backed up", async () => {

@@ -16,6 +16,9 @@ export type HoldAt = "request" | "response";
 export class S3Proxy {
   private readonly server: http.Server;
   private armed: { at: HoldAt; match: RegExp; resolve: (key: string) => void } | null = null;
+  private failing: { left: number; match: (req: http.IncomingMessage) => boolean } | null = null;
+  /** Requests answered with a 500 so far. */
+  failed = 0;
   private readonly open = new Set<http.ClientRequest>();
   port = 0;
 
@@ -43,6 +46,11 @@ export class S3Proxy {
     this.armed = null;
   }
 
+  /** Answers the next `count` matching requests with S3's 500 InternalError ("Please try again"). */
+  failNext(count: number, match: (req: http.IncomingMessage) => boolean): void {
+    this.failing = { left: count, match };
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     for (const up of this.open) up.destroy();
@@ -51,6 +59,15 @@ export class S3Proxy {
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = req.url ?? "/";
+    if (this.failing && this.failing.left > 0 && this.failing.match(req)) {
+      this.failing.left--;
+      this.failed++;
+      req.resume();
+      const body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>';
+      res.writeHead(500, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
     const hold = this.armed && req.method === "PUT" && this.armed.match.test(url) ? this.armed : null;
     if (hold) this.armed = null;
     if (hold?.at === "request") {
