@@ -50,6 +50,9 @@ export class MountAgent implements MountWriter {
       this.pending.clear();
       if (!this.closed) this.log.warn({ code, signal }, "mount agent exited; it restarts with the next request");
     });
+    // Whatever else the child reports (it could not be started, a message could not be sent) is
+    // logged: 'exit' or the request's own callback settles the requests.
+    child.on("error", (err) => this.log.warn({ err }, "mount agent error"));
     this.child = child;
   }
 
@@ -102,7 +105,12 @@ export class MountAgent implements MountWriter {
     const req = { ...body, id: this.nextId++, lockTimeoutMs: this.lockTimeoutMs } as MountAgentRequest;
     return new Promise<number>((resolve, reject) => {
       this.pending.set(req.id, { resolve, reject });
-      child.send(req);
+      // With a callback a closed channel (the agent killed, its exit not yet seen) is an answer,
+      // not an 'error' event that would bring the daemon down.
+      child.send(req, (err) => {
+        if (!err || !this.pending.delete(req.id)) return;
+        reject(new MountAgentError("AGENT_EXITED", `mount agent unreachable: ${err.message}`));
+      });
     });
   }
 
