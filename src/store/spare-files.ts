@@ -14,12 +14,15 @@ const RETRY_AFTER_MS = 1000;
  * needed: every commit creates an LTX file (and in rollback-journal modes SQLite creates the
  * journal), and on some filesystems creating an inode is the slowest step of a commit (~1 ms on
  * the ext4 of this project's test machines, against ~0.02 ms for a rename: docs/benchmarks.md).
- * The folder must be on the same filesystem as the files' destinations (both under data.dir);
- * when none is ready, or the rename fails, the caller creates its file itself.
+ * The folder must be on the same filesystem as the files' destinations (both under data.dir),
+ * and its parent must exist: it is never created, so a fill still running when the data dir is
+ * removed cannot bring it back. When none is ready, or the rename fails, the caller creates its
+ * file itself.
  */
 export class SpareFiles {
   private readonly ready: string[] = [];
-  private filling = false;
+  /** The fill in progress, if any. */
+  private filling: Promise<void> | null = null;
   private closed = false;
   private retryAt = 0;
   private seq = 0;
@@ -42,20 +45,23 @@ export class SpareFiles {
     }
   }
 
-  /** Stops refilling; the spares left are removed with the folder at the next start. */
-  close(): void {
+  /**
+   * Stops refilling; resolves once a fill in progress has stopped. The spares left are removed
+   * with the folder at the next start.
+   */
+  close(): Promise<void> {
     this.closed = true;
+    return this.filling ?? Promise.resolve();
   }
 
   private refill(): void {
     if (this.filling || this.closed || this.ready.length > this.target / 2 || Date.now() < this.retryAt) return;
-    this.filling = true;
-    this.fill()
+    this.filling = this.fill()
       .catch(() => {
         this.retryAt = Date.now() + RETRY_AFTER_MS; // no inode or no space: callers create their files meanwhile
       })
       .finally(() => {
-        this.filling = false;
+        this.filling = null;
       });
   }
 
@@ -64,9 +70,10 @@ export class SpareFiles {
    * one folder wait for each other (its lock), in separate folders they overlap (~4x faster here).
    */
   private async fill(): Promise<void> {
+    await mkdirIfMissing(this.dir);
     const filler = async (i: number) => {
       const dir = path.join(this.dir, String(i));
-      await fsp.mkdir(dir, { recursive: true });
+      await mkdirIfMissing(dir);
       while (!this.closed && this.ready.length < this.target) {
         const file = path.join(dir, String(++this.seq));
         await (await fsp.open(file, "wx", 0o644)).close();
@@ -74,5 +81,14 @@ export class SpareFiles {
       }
     };
     await Promise.all(Array.from({ length: FILLERS }, (_, i) => filler(i)));
+  }
+}
+
+/** Creates one folder (never its parents); one that exists is fine. */
+async function mkdirIfMissing(dir: string): Promise<void> {
+  try {
+    await fsp.mkdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
   }
 }

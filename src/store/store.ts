@@ -83,6 +83,7 @@ export class Store {
   open(): void {
     const started = performance.now();
     fs.rmSync(path.join(this.dataDir, TMP_DIR), { recursive: true, force: true });
+    fs.mkdirSync(path.join(this.dataDir, TMP_DIR)); // where spare files are made (spare-files.ts)
     const root = path.join(this.dataDir, DBS_DIR);
     for (const name of fs.readdirSync(root).sort()) {
       if (!fs.statSync(path.join(root, name)).isDirectory()) continue;
@@ -270,7 +271,7 @@ export class Store {
   }
 
   close(): void {
-    this.spares.close();
+    void this.spares.close(); // a fill still running stops by itself
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     this.retentionTimer = null;
     if (this.ltxSyncTimer) clearInterval(this.ltxSyncTimer);

@@ -25,7 +25,7 @@ describe("SpareFiles", () => {
     expect(fs.statSync(path.join(dir, "a")).size).toBe(0);
     // The rest of the pool is there: takes in a row succeed without waiting.
     for (let i = 0; i < 3; i++) expect(spares.take(path.join(dir, `b${i}`))).toBe(true);
-    spares.close();
+    await spares.close();
   });
 
   it("refills as files are taken, and each spare is used once", async () => {
@@ -36,7 +36,7 @@ describe("SpareFiles", () => {
       taken.add(fs.statSync(path.join(dir, `t${i}`)).ino);
     }
     expect(taken.size).toBe(20);
-    spares.close();
+    await spares.close();
   });
 
   it("answers false, without an unhandled rejection, when spares cannot be created; the caller creates its file", async () => {
@@ -47,7 +47,17 @@ describe("SpareFiles", () => {
       expect(spares.take(path.join(dir, `c${i}`))).toBe(false);
       await new Promise((resolve) => setImmediate(resolve));
     }
-    spares.close();
+    await spares.close();
+  });
+
+  it("never recreates a folder that was removed: a data dir deleted under it stays deleted", async () => {
+    const data = path.join(dir, "data");
+    fs.mkdirSync(path.join(data, "tmp"), { recursive: true });
+    const spares = new SpareFiles(path.join(data, "tmp", "spare"), 4);
+    fs.rmSync(data, { recursive: true });
+    expect(spares.take(path.join(dir, "x"))).toBe(false); // starts a fill, which cannot make its folder
+    await spares.close();
+    expect(fs.existsSync(data)).toBe(false);
   });
 
   it("answers false when the destination is on another filesystem", async () => {
@@ -64,6 +74,6 @@ describe("SpareFiles", () => {
       fs.rmSync(other, { recursive: true, force: true });
     }
     await takeOne(spares, path.join(dir, "same-filesystem")); // still usable
-    spares.close();
+    await spares.close();
   });
 });
