@@ -16,7 +16,7 @@ import { Node } from "../node/node.js";
 import { ProxyServer } from "../proxy/server.js";
 import { Store } from "../store/store.js";
 import { createLeaser, nodeUrls } from "./leaser.js";
-import { testRoutes } from "./test-hooks.js";
+import { TestHooks } from "./test-hooks.js";
 
 export interface DaemonOptions {
   config: Config;
@@ -97,6 +97,7 @@ export class Daemon {
     // The API listens before the leaser exists: a Consul node advertises the port it got.
     let node: Node | null = null;
     const metrics = new NodeMetrics(this.store);
+    const testHooks = process.env.LITEFS_TEST_HOOKS === "1" ? new TestHooks(this.store, log) : null;
     const api = new ApiServer({
       addr: config.http.addr,
       token: config.http.token,
@@ -107,7 +108,7 @@ export class Daemon {
       store: this.store,
       log,
       compress: config.data.compress,
-      testRoutes: process.env.LITEFS_TEST_HOOKS === "1" ? testRoutes(this.store, log) : undefined,
+      testRoutes: testHooks?.routes(),
       metrics,
       info: () => (this.shipper ? { backup: this.shipper.status() } : {}),
       requestTimer: metrics.httpTimer,
@@ -125,7 +126,7 @@ export class Daemon {
     node = new Node({
       store: this.store,
       leaser,
-      mountWriter: agent,
+      mountWriter: testHooks ? testHooks.mountWriter(agent) : agent,
       peers,
       replicaClient: (session) =>
         new ReplicaStream({

@@ -3,6 +3,8 @@ import type { Route } from "../http/server.js";
 import { sendJson } from "../http/respond.js";
 import { HttpError } from "../http/errors.js";
 import type { Store } from "../store/store.js";
+import type { MountWriter } from "../store/mount-writer.js";
+import { sleep } from "../node/async.js";
 
 /**
  * Routes that exist only when the daemon runs with LITEFS_TEST_HOOKS=1 (the test suite): a gate
@@ -17,8 +19,50 @@ import type { Store } from "../store/store.js";
  *
  *   POST /test/snapshot-gate?state=closed  snapshots from now on pause (each logs "snapshot paused by the test gate")
  *   POST /test/snapshot-gate?state=open    lets every paused snapshot go on; later ones do not pause
+ *
+ * and a delay between the mount agent letting go of a held write lock (an import's, a HALT
+ * lock's) and the node hearing that it did, the moment a waiting writer takes SQLite's lock:
+ *
+ *   POST /test/release-delay?ms=N          from now on each release-writes answer arrives N ms late
  */
-export function testRoutes(store: Store, log: Logger): Record<string, Route> {
+export class TestHooks {
+  private releaseDelayMs = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {}
+
+  /** The node's mount writer, with the release delay set through /test/release-delay. */
+  mountWriter(writer: MountWriter): MountWriter {
+    return {
+      apply: (db, files, opts) => writer.apply(db, files, opts),
+      repair: (jobs) => writer.repair(jobs),
+      holdWrites: (db) => writer.holdWrites(db),
+      releaseWrites: async (db) => {
+        await writer.releaseWrites(db);
+        if (this.releaseDelayMs === 0) return;
+        this.log.info({ db, ms: this.releaseDelayMs }, "write lock let go; the node hears of it late (test hook)");
+        await sleep(this.releaseDelayMs);
+      },
+    };
+  }
+
+  routes(): Record<string, Route> {
+    return {
+      ...gateRoutes(this.store, this.log),
+      "POST /test/release-delay": async (req, res, url) => {
+        req.resume();
+        const ms = Number(url.searchParams.get("ms"));
+        if (!Number.isInteger(ms) || ms < 0 || ms > 60_000) throw new HttpError("HTTP_BAD_REQUEST", "ms must be a whole number of milliseconds, 0 to 60000");
+        this.releaseDelayMs = ms;
+        sendJson(res, 200, { ms });
+      },
+    };
+  }
+}
+
+function gateRoutes(store: Store, log: Logger): Record<string, Route> {
   let open: Promise<void> | null = null;
   let release: (() => void) | null = null;
   let removeBarrier: (() => void) | null = null;

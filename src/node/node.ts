@@ -413,6 +413,9 @@ export class Node {
       ltx = null;
     } finally {
       if (ltx) fs.rmSync(ltx.tmpPath, { force: true });
+      // Writable again before the lock goes: a writer waiting on SQLite's lock writes the moment
+      // the agent lets go, before its answer reaches us (the HALT lock's end does the same).
+      state.holding = false;
       if (held) await mountWriter.releaseWrites(name).catch((err) => log.warn({ err, db: name }, "releasing the import's write lock failed"));
       this.imports.delete(name);
       this.bumpStatus();

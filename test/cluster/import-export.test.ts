@@ -27,7 +27,7 @@ describe("import and export", () => {
   let dir: string;
 
   beforeAll(async () => {
-    c = await Cluster.start("ie", 2);
+    c = await Cluster.start("ie", 2, { primary: { env: { LITEFS_TEST_HOOKS: "1" } } });
     dir = await makeTempDir("ie-files");
   });
 
@@ -108,6 +108,11 @@ describe("import and export", () => {
       await waitFor(() => acked.split("\n").length > 20, 30_000, "the writer to commit").catch((err: Error) => {
         throw new Error(`${err.message}: ${state()}`);
       });
+      // The node hears late that the agent let go of the write lock, so the writer's next commit
+      // comes first: it must find the database writable again, not "held" by the import.
+      const delay = await request(`${apiUrl(c.primary)}/test/release-delay?ms=1000`, { method: "POST" });
+      expect(delay.statusCode).toBe(200);
+      await delay.body.dump();
       const imported = await litefs(c.primary, "import", "-name", "busy.db", file);
       expect(imported.code, imported.stderr).toBe(0);
       const after = acked.split("\n").length;
