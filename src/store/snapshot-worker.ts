@@ -43,10 +43,11 @@ async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullab
   const lock = lockPgno(pageSize);
   const replies: Array<Array<[number, number]>> = [];
   let wake: (() => void) | null = null;
-  port.on("message", (kept: Array<[number, number]>) => {
+  const onReply = (kept: Array<[number, number]>) => {
     replies.push(kept);
     wake?.();
-  });
+  };
+  port.on("message", onReply);
   const nextReply = async (): Promise<Array<[number, number]>> => {
     while (replies.length === 0) await new Promise<void>((resolve) => (wake = resolve));
     wake = null;
@@ -101,7 +102,9 @@ async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullab
     writer.flush();
     port.postMessage({ type: "done", size: result.size, fileChecksum: result.fileChecksum, flags: enc.header.flags } satisfies SnapshotWorkerMessage);
   } finally {
-    port.removeAllListeners("message"); // nothing else keeps the worker alive: it exits
+    // Nothing else keeps the worker alive, so it exits. off(), not removeAllListeners(): on
+    // Node 20 the latter leaves the port referenced, and every snapshot left a thread behind.
+    port.off("message", onReply);
     fs.closeSync(out);
     fs.closeSync(spillFd);
     if (dbFd !== null) fs.closeSync(dbFd);

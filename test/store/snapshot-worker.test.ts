@@ -1,0 +1,66 @@
+import Database from "better-sqlite3";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Worker } from "node:worker_threads";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { databaseChecksum, decodeLtx } from "../../src/ltx/index.js";
+import { snapshotHeader } from "../../src/store/snapshot.js";
+import type { SnapshotJob, SnapshotWorkerMessage } from "../../src/store/snapshot-worker.js";
+import { ROOT, waitFor } from "../support/node-process.js";
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "litefs-snapworker-"));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+// The built worker (npm test builds first), as the daemon starts it.
+const WORKER = path.join(ROOT, "dist/src/store/snapshot-worker.js");
+
+it("the snapshot worker writes every page and then exits on its own (a worker left running held its memory for good)", async () => {
+  const file = path.join(dir, "db");
+  const db = new Database(file);
+  db.exec("CREATE TABLE t (v BLOB)");
+  const insert = db.prepare("INSERT INTO t VALUES (randomblob(3000))");
+  db.transaction(() => {
+    for (let i = 0; i < 2000; i++) insert.run(); // ~1,500 pages: several of the worker's steps
+  })();
+  db.close();
+  fs.writeFileSync(path.join(dir, "spill"), "");
+  const image = fs.readFileSync(file);
+  const pageCount = image.length / 4096;
+  const job: SnapshotJob = {
+    name: "db",
+    database: file,
+    wal: `${file}-wal`,
+    spill: path.join(dir, "spill"),
+    target: path.join(dir, "snapshot.ltx"),
+    header: snapshotHeader(4096, pageCount, 7),
+    compress: true,
+    walFrames: [],
+    expected: databaseChecksum(image, 4096),
+  };
+
+  const worker = new Worker(WORKER, { workerData: job });
+  const messages: SnapshotWorkerMessage["type"][] = [];
+  let exitCode: number | null = null;
+  worker.on("message", (msg: SnapshotWorkerMessage) => {
+    messages.push(msg.type);
+    if (msg.type === "read") worker.postMessage([]); // nothing changed meanwhile
+  });
+  worker.on("exit", (code) => (exitCode = code));
+  try {
+    await waitFor(() => messages.includes("done"), 30_000, "the snapshot to be written");
+    await waitFor(() => exitCode !== null, 10_000, "the worker to exit after its job");
+  } finally {
+    if (exitCode === null) await worker.terminate();
+  }
+  expect(exitCode).toBe(0);
+  expect(messages.filter((m) => m === "read").length).toBe(Math.ceil(pageCount / 256));
+
+  const decoded = decodeLtx(fs.readFileSync(job.target));
+  expect(decoded.header.maxTxid).toBe(7);
+  expect(decoded.trailer.postApplyChecksum).toBe(job.expected);
+  for (const page of decoded.pages) expect(Buffer.compare(page.data, image.subarray((page.pgno - 1) * 4096, page.pgno * 4096))).toBe(0);
+});
