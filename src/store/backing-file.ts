@@ -3,6 +3,9 @@ import * as fsp from "node:fs/promises";
 import type { SpareFiles } from "./spare-files.js";
 import type { RepairFile } from "./sqlite-repair.js";
 
+/** How far whole-file page passes read ahead (one read per this many bytes). */
+export const PAGE_READ_AHEAD_BYTES = 4 << 20;
+
 /**
  * One file under data.dir that backs a file of the mount. All I/O is synchronous on purpose:
  * it is called from FUSE handlers, and sync I/O on the *backing* filesystem is both safe and
@@ -73,11 +76,13 @@ export class BackingFile {
    * A reader of pages (numbered from 1) that reads ahead `chunkBytes` at a time into one reused
    * buffer: for whole-file passes in page order (adoption, checksums), which would otherwise
    * allocate every page. A page is valid until the next call; zero-filled past end of file, as
-   * `readAt`.
+   * `readAt`. `readAhead`: the buffer to read into (its contents are overwritten), so that
+   * passes one after the other share one instead of each leaving 4 MB for the garbage collector.
    */
-  pageReader(pageSize: number, chunkBytes = 4 << 20): (pgno: number) => Uint8Array {
-    const chunkPages = Math.max(1, Math.floor(chunkBytes / pageSize));
-    const chunk = Buffer.allocUnsafe(chunkPages * pageSize);
+  pageReader(pageSize: number, readAhead: Buffer = Buffer.allocUnsafe(PAGE_READ_AHEAD_BYTES)): (pgno: number) => Uint8Array {
+    const chunkPages = Math.floor(readAhead.length / pageSize);
+    if (chunkPages < 1) throw new RangeError(`a read-ahead buffer of ${readAhead.length} bytes cannot hold a ${pageSize}-byte page`);
+    const chunk = readAhead.subarray(0, chunkPages * pageSize);
     let first = 0;
     let count = 0;
     return (pgno) => {

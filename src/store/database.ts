@@ -47,8 +47,12 @@ export interface TransactionPages {
   pgnos: readonly number[];
   /** A page as it is now; used before the next call, so a reader may reuse its buffer. */
   readPage(pgno: number): Uint8Array;
-  /** The pages' checksums when already known (adoption): the pages are then read only to encode them. */
-  knownSums?(pgno: number): bigint;
+  /**
+   * The database's page checksums already hold every page's (adoption, which computed them just
+   * before): the pages are read only to encode them, and no per-page map of a whole file is built.
+   * Only for the first transaction, a snapshot of `commit` pages.
+   */
+  sumsRecorded?: boolean;
   walOffset?: number;
   walSize?: number;
   walSalt1?: number;
@@ -345,16 +349,24 @@ export class Database {
     const pgnos = snapshot ? rangeExcept(1, tx.commit, lock) : tx.pgnos.filter((p) => p <= tx.commit && p !== lock);
 
     const newSums = new Map<number, bigint>();
-    let changed = tx.commit !== this.checksums.pageCount;
-    for (const pgno of pgnos) {
-      const sum = tx.knownSums ? tx.knownSums(pgno) : pageChecksum(pgno, tx.readPage(pgno));
-      newSums.set(pgno, sum);
-      if (sum !== this.checksums.get(pgno)) changed = true;
+    let postApply: bigint;
+    if (tx.sumsRecorded) {
+      if (!snapshot || tx.commit !== this.checksums.pageCount) {
+        throw new StoreError("STORE_CAPTURE_FAILED", `${this.name}: recorded page checksums stand only for a first snapshot of every page`);
+      }
+      postApply = this.checksums.checksum;
+    } else {
+      let changed = tx.commit !== this.checksums.pageCount;
+      for (const pgno of pgnos) {
+        const sum = pageChecksum(pgno, tx.readPage(pgno));
+        newSums.set(pgno, sum);
+        if (sum !== this.checksums.get(pgno)) changed = true;
+      }
+      if (!changed && !tx.always) return null;
+      postApply = this.checksums.checksumAfter(newSums, tx.commit);
     }
-    if (!changed && !tx.always) return null;
 
     const preApply = this.pos.postApplyChecksum;
-    const postApply = this.checksums.checksumAfter(newSums, tx.commit);
 
     const header: LtxHeader = {
       flags: 0,

@@ -40,7 +40,7 @@ type DecodedFile = ReturnType<typeof decodeLtx> & { path: string };
  * resync from the primary without serving the bad pages). Everything here is synchronous I/O on
  * the backing files, which nothing else has open yet.
  */
-export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse"): RecoveryResult {
+export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse", readAhead?: Buffer): RecoveryResult {
   db.ltx.removeLeftovers();
   const last = lastCompleteLtx(db);
   // Before anything below writes the file: a clean shutdown's checksums, if the file is as it left it.
@@ -61,10 +61,10 @@ export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse")
   const file = db.files.database;
   if (!last) {
     db.refreshPageSize();
-    computeChecksums(db);
+    computeChecksums(db, readAhead);
     db.applyMarker.clear();
     db.setPosition(Position.ZERO, !file.exists());
-    if (db.checksums.pageCount > 0) adoptExistingDatabase(db);
+    if (db.checksums.pageCount > 0) adoptExistingDatabase(db, readAhead);
     return { damaged: false };
   }
 
@@ -79,7 +79,7 @@ export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse")
     db.log.info({ pages: saved.length }, "page checksums taken from the clean shutdown");
     found = db.checksums.checksum;
   } else {
-    found = checksumOrNull(db);
+    found = checksumOrNull(db, readAhead);
   }
   let damaged = false;
   let ok = found !== null && matchesCutTo(db, header.commit, expected);
@@ -89,7 +89,7 @@ export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse")
     const run = marker === "unreadable" ? trailingRun(db) : runFrom(db, marker);
     if (run !== "none") {
       interrupted = true;
-      ok = run !== null && replay(db, run, "an apply was interrupted") > 0 && checksumOrNull(db) === expected;
+      ok = run !== null && replay(db, run, "an apply was interrupted") > 0 && checksumOrNull(db, readAhead) === expected;
     }
   }
   if (!ok && !interrupted && found !== null && found === header.preApplyChecksum) {
@@ -101,7 +101,7 @@ export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse")
   if (!ok && !interrupted && found !== null) {
     // Files installed but never applied (a crash before the apply marker existed): the file is at an older position.
     const run = runAfterPosition(db, found);
-    if (run) ok = replay(db, run, "the database file was at the position after an older LTX file") > 0 && checksumOrNull(db) === expected;
+    if (run) ok = replay(db, run, "the database file was at the position after an older LTX file") > 0 && checksumOrNull(db, readAhead) === expected;
   }
   if (!ok) {
     damaged = true;
@@ -116,7 +116,7 @@ export function recoverDatabase(db: Database, onDamage: DamagePolicy = "refuse")
     const whole = trailingRun(db, Infinity);
     // No run of several files: the last one alone still rewrites every page it holds (all of them, for a snapshot).
     const run = (whole && whole[0].minTxid === 1 ? whole : trailingRun(db)) ?? db.ltx.list().slice(-1);
-    ok = run !== null && replay(db, run, "the database file is damaged") > 0 && checksumOrNull(db) === expected;
+    ok = run !== null && replay(db, run, "the database file is damaged") > 0 && checksumOrNull(db, readAhead) === expected;
     if (ok) {
       db.log.warn(
         { file: file.path, found: found === null ? null : formatChecksum(found), expected: formatChecksum(expected), replayed: run!.length },
@@ -167,9 +167,9 @@ function setAsideForResync(db: Database, ltxPath: string, expected: bigint, foun
 }
 
 /** The database file's checksum (page checksums recomputed); null when it is not a SQLite database. */
-function checksumOrNull(db: Database): bigint | null {
+function checksumOrNull(db: Database, readAhead?: Buffer): bigint | null {
   try {
-    computeChecksums(db);
+    computeChecksums(db, readAhead);
   } catch (err) {
     if (err instanceof StoreError && err.code === "STORE_NOT_A_DATABASE") {
       db.checksums.clear();
@@ -392,7 +392,7 @@ function checkpointWal(db: Database, last: { walSalt1: number; walSalt2: number;
 }
 
 /** Page checksums of the whole database file (lock page skipped). */
-function computeChecksums(db: Database): void {
+function computeChecksums(db: Database, readAhead?: Buffer): void {
   db.checksums.clear();
   const file = db.files.database;
   if (!file.exists()) return;
@@ -406,7 +406,7 @@ function computeChecksums(db: Database): void {
   db.pageSize = pageSize;
   const pageCount = Math.floor(size / pageSize);
   const lock = lockPgno(pageSize);
-  const readPage = file.pageReader(pageSize);
+  const readPage = file.pageReader(pageSize, readAhead);
   db.checksums.resize(pageCount);
   for (let pgno = 1; pgno <= pageCount; pgno++) {
     if (pgno !== lock) db.checksums.set(pgno, pageChecksum(pgno, readPage(pgno)));
@@ -414,15 +414,13 @@ function computeChecksums(db: Database): void {
 }
 
 /** A database file with no LTX history (copied into data.dir): record it as a TXID 1 snapshot. */
-function adoptExistingDatabase(db: Database): void {
-  const commit = db.checksums.pageCount;
-  const pgnos = Array.from({ length: commit }, (_, i) => i + 1);
+function adoptExistingDatabase(db: Database, readAhead?: Buffer): void {
   // The checksums are the ones computeChecksums just took: the snapshot reads the file once more, to encode it.
   db.commitTransaction({
-    commit,
-    pgnos,
-    readPage: db.files.database.pageReader(db.pageSize),
-    knownSums: (pgno) => db.checksums.get(pgno),
+    commit: db.checksums.pageCount,
+    pgnos: [], // a first transaction is a snapshot of every page up to the commit
+    readPage: db.files.database.pageReader(db.pageSize, readAhead),
+    sumsRecorded: true,
     always: true,
     durable: true,
     compress: false,

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "pino";
+import { PAGE_READ_AHEAD_BYTES } from "./backing-file.js";
 import { Database } from "./database.js";
 import { StoreError } from "./errors.js";
 import type { CommitEvent, CommitWait, StoreEvent } from "./events.js";
@@ -85,10 +86,12 @@ export class Store {
     fs.rmSync(path.join(this.dataDir, TMP_DIR), { recursive: true, force: true });
     fs.mkdirSync(path.join(this.dataDir, TMP_DIR)); // where spare files are made (spare-files.ts)
     const root = path.join(this.dataDir, DBS_DIR);
+    // One read-ahead buffer for every database's whole-file passes: they run one after the other.
+    const readAhead = Buffer.allocUnsafe(PAGE_READ_AHEAD_BYTES);
     for (const name of fs.readdirSync(root).sort()) {
       if (!fs.statSync(path.join(root, name)).isDirectory()) continue;
       const db = this.newDatabase(name);
-      if (recoverDatabase(db, this.opts.onDamage).damaged) this.damagedAtStartup.set(name, (this.damagedAtStartup.get(name) ?? 0) + 1);
+      if (recoverDatabase(db, this.opts.onDamage, readAhead).damaged) this.damagedAtStartup.set(name, (this.damagedAtStartup.get(name) ?? 0) + 1);
       this.dbs.set(name, db);
     }
     this.log.info({ databases: this.dbs.size, ms: Math.round(performance.now() - started) }, "store opened");

@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HEADER_FLAG_COMPRESS_LZ4, decodeLtx } from "../../src/ltx/index.js";
+import { HEADER_FLAG_COMPRESS_LZ4, databaseChecksum, decodeLtx } from "../../src/ltx/index.js";
 import { BackingFile } from "../../src/store/backing-file.js";
 import { Store } from "../../src/store/store.js";
 
@@ -56,6 +56,8 @@ describe("a database file copied into data.dir is adopted at the first start", (
       }
       expect(decoded.trailer.postApplyChecksum).toBe(db.position.postApplyChecksum);
       expect(db.checksums.checksum).toBe(db.position.postApplyChecksum);
+      // Computed here from the bytes, not taken from the store's own page checksums.
+      expect(db.position.postApplyChecksum).toBe(databaseChecksum(bytes, 4096));
     } finally {
       store.close();
     }
@@ -71,11 +73,13 @@ describe("BackingFile.pageReader", () => {
     fs.writeFileSync(file, data);
     const backing = new BackingFile(file);
     try {
-      const read = backing.pageReader(pageSize, 3 * pageSize);
+      // 3.5 pages of read-ahead: 3 whole pages are used.
+      const read = backing.pageReader(pageSize, Buffer.alloc(3 * pageSize + pageSize / 2));
       for (const pgno of [1, 2, 3, 4, 5, 9, 10, 11, 12, 2, 7]) {
         expect(Buffer.compare(Buffer.from(read(pgno)), backing.readAt((pgno - 1) * pageSize, pageSize))).toBe(0);
       }
       expect(read(13).every((b) => b === 0)).toBe(true);
+      expect(() => backing.pageReader(pageSize, Buffer.alloc(pageSize - 1))).toThrow(/cannot hold a 512-byte page/);
     } finally {
       backing.close();
     }
