@@ -97,6 +97,33 @@ export class BackingFile {
     };
   }
 
+  /**
+   * A reader of pages (numbered from 1) for a transaction's sorted pages: a page that follows the
+   * last one read starts a read ahead whose window doubles while the pages keep following (up to
+   * `maxWindowBytes`), so a bulk transaction's thousands of contiguous pages cost a few dozen
+   * reads, and a page elsewhere reads only itself. A page is valid until the next call;
+   * zero-filled past end of file, as `readAt`.
+   */
+  readaheadReader(pageSize: number, maxWindowBytes = 1 << 20): (pgno: number) => Uint8Array {
+    const maxPages = Math.max(1, Math.floor(maxWindowBytes / pageSize));
+    let buf = Buffer.alloc(0);
+    let first = 0;
+    let count = 0;
+    let window = 1;
+    return (pgno) => {
+      if (pgno < first || pgno >= first + count) {
+        window = pgno === first + count ? Math.min(window * 2, maxPages) : 1;
+        if (buf.length < window * pageSize) buf = Buffer.allocUnsafe(window * pageSize);
+        first = pgno;
+        count = window;
+        const got = this.exists() ? this.read(buf, window * pageSize, (pgno - 1) * pageSize) : 0;
+        buf.fill(0, got, window * pageSize);
+      }
+      const at = (pgno - first) * pageSize;
+      return buf.subarray(at, at + pageSize);
+    };
+  }
+
   write(buf: Uint8Array, length: number, position: number, offset = 0): void {
     const fd = this.open(true);
     let done = 0;

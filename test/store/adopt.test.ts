@@ -85,3 +85,25 @@ describe("BackingFile.pageReader", () => {
     }
   });
 });
+
+describe("BackingFile.readaheadReader", () => {
+  it("gives each page as readAt does: runs that grow past its window, jumps, a second pass, pages past the end", () => {
+    const file = path.join(dir, "pages");
+    const pageSize = 512;
+    const data = Buffer.alloc(pageSize * 40 + 100);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13 + (i >> 9)) & 0xff;
+    fs.writeFileSync(file, data);
+    const backing = new BackingFile(file);
+    try {
+      const read = backing.readaheadReader(pageSize, 4 * pageSize);
+      const run = Array.from({ length: 30 }, (_, i) => i + 3); // 3..32: windows of 1, 2, 4, 4, ...
+      const order = [...run, 35, 36, 1, ...run, 41, 42, 43, 7];
+      for (const pgno of order) {
+        expect(Buffer.compare(Buffer.from(read(pgno)), backing.readAt((pgno - 1) * pageSize, pageSize)), `page ${pgno}`).toBe(0);
+      }
+      expect(read(45).every((b) => b === 0)).toBe(true);
+    } finally {
+      backing.close();
+    }
+  });
+});
