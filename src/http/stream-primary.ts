@@ -201,6 +201,14 @@ async function logDiscarded(db: Database, have: Position, req: StreamRequest, lo
     }
   }
   if (common && common.equals(have)) return; // only behind (retention gap), nothing discarded
+  if (!common && !files.has(have.txid) && have.txid < db.position.txid) {
+    // Behind the history kept here (retention, or an import replaced it): nothing to compare with.
+    log.info(
+      { db: db.name, replica: req.hostname, txid: have.txid },
+      `replica ${req.hostname} is at TXID ${have.txid} of ${db.name}, older than the LTX files this primary keeps, so it cannot be compared: the snapshot replaces it`,
+    );
+    return;
+  }
   if (common) {
     log.warn(
       { db: db.name, replica: req.hostname, from: common.txid + 1, to: have.txid },

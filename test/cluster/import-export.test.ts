@@ -129,6 +129,9 @@ describe("import and export", () => {
     expect(ids[0]).toBe("500");
     expect(Number(ids[1])).toBeGreaterThan(0);
     await c.waitForConvergence("busy.db");
+    // The replicas were behind the import's snapshot, not diverged: nothing of theirs was lost.
+    expect(c.primary.logs).toMatch(/replica replica\d is at TXID \d+ of busy\.db, older than the LTX files this primary keeps/);
+    expect(c.primary.logs).not.toContain("which this primary never had");
   });
 
   test("a file that is not a whole SQLite database is refused with the reason, and nothing changes on any node", async () => {
