@@ -57,8 +57,11 @@ export async function serveStream(
     poke();
   });
   let closed = false;
+  // Ends work done only for this replica (a snapshot being built) once it has gone away.
+  const gone = new AbortController();
   const onClose = () => {
     closed = true;
+    gone.abort(`the stream to ${req.hostname} closed`);
     poke();
   };
   res.on("close", onClose);
@@ -81,7 +84,7 @@ export async function serveStream(
         for (const name of names) {
           const db = store.allDatabases().find((d) => d.name === name);
           current = name;
-          if (db && !closed) await catchUp(db, sent, write, opts, req);
+          if (db && !closed) await catchUp(db, sent, write, opts, req, gone.signal);
           current = undefined;
         }
       }
@@ -127,6 +130,7 @@ async function catchUp(
   write: (chunk: Uint8Array) => Promise<void>,
   opts: StreamServerOptions,
   req: StreamRequest,
+  gone: AbortSignal,
 ): Promise<void> {
   let have = sent.get(db.name) ?? Position.ZERO;
   // A database the replica never had and that is gone now: nothing to send.
@@ -167,8 +171,9 @@ async function catchUp(
     const started = Date.now();
     let snapshot;
     try {
-      snapshot = await withHeartbeats(opts.store.writeSnapshot(db, "snapshot", opts.compress), write, opts.heartbeatMs);
+      snapshot = await withHeartbeats(opts.store.writeSnapshot(db, "snapshot", opts.compress, gone), write, opts.heartbeatMs);
     } catch (err) {
+      if (gone.aborted) opts.log.info({ db: db.name, replica: req.hostname, ms: Date.now() - started }, "snapshot abandoned: the replica went away");
       throw noteChecksumMismatch(err, db.name, opts.observer);
     }
     opts.log.info({ db: db.name, txid: snapshot.position.txid, replica: req.hostname, bytes: snapshot.size, ms: Date.now() - started }, "snapshot written; sending it");

@@ -13,7 +13,8 @@ export type StoreErrorCode =
   | "STORE_POSITION_MISMATCH" // an LTX that does not follow the current position
   | "STORE_CAPTURE_FAILED" // could not write the LTX of a committed transaction
   | "STORE_BAD_IMPORT" // a file given to import that is not a whole SQLite database
-  | "STORE_COMMIT_LOST"; // a commit waiting for replicas when this node stopped being primary: not acknowledged
+  | "STORE_COMMIT_LOST" // a commit waiting for replicas when this node stopped being primary: not acknowledged
+  | "STORE_ABANDONED"; // a snapshot stopped before it was done: nobody is waiting for it any more
 
 export class StoreError extends LitefsError {
   declare readonly code: StoreErrorCode;

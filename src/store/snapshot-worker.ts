@@ -3,7 +3,8 @@
  * snapshot.ts), so the event loop that serves FUSE never waits for it. Pages come from the
  * database file and the WAL frames the snapshot's position names; after each step the main
  * thread answers with the pages that changed meanwhile, kept as they were (SnapshotView), and
- * those replace what was read. The output is a temporary file (sent, then removed), so it needs no
+ * those replace what was read, or with null to abandon the snapshot: the worker then closes its
+ * files and exits (never terminated from outside: its descriptors belong to the process). The output is a temporary file (sent, then removed), so it needs no
  * durability; it is still flushed every FLUSH_EVERY_BYTES, so that a large snapshot never piles up
  * a gigabyte of dirty pages that every fsync and syncfs of the commit path would then wait behind.
  */
@@ -41,14 +42,15 @@ async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullab
   const { pageSize, commit } = job.header;
   const walFrames = new Map(job.walFrames);
   const lock = lockPgno(pageSize);
-  const replies: Array<Array<[number, number]>> = [];
+  // null: the snapshot is abandoned (its replica went away, or it failed on the main thread).
+  const replies: Array<Array<[number, number]> | null> = [];
   let wake: (() => void) | null = null;
-  const onReply = (kept: Array<[number, number]>) => {
+  const onReply = (kept: Array<[number, number]> | null) => {
     replies.push(kept);
     wake?.();
   };
   port.on("message", onReply);
-  const nextReply = async (): Promise<Array<[number, number]>> => {
+  const nextReply = async (): Promise<Array<[number, number]> | null> => {
     while (replies.length === 0) await new Promise<void>((resolve) => (wake = resolve));
     wake = null;
     return replies.shift()!;
@@ -84,7 +86,9 @@ async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullab
       }
       port.postMessage({ type: "read", from: first, upTo: first + count } satisfies SnapshotWorkerMessage);
       // What changed since it was read, as it was: these replace the pages just read.
-      for (const [pgno, spillOffset] of await nextReply()) readFull(spillFd, buf, (pgno - first) * pageSize, pageSize, spillOffset);
+      const kept = await nextReply();
+      if (kept === null) return; // the files are closed below, then the worker exits
+      for (const [pgno, spillOffset] of kept) readFull(spillFd, buf, (pgno - first) * pageSize, pageSize, spillOffset);
       for (let i = 0; i < count; i++) {
         const pgno = first + i;
         if (pgno === lock) continue;

@@ -13,6 +13,8 @@ export interface SnapshotOptions {
   spillPath: string;
   /** Awaited once the first pages are read (the test suite's gate: commits land mid-snapshot). */
   pause?: (db: Database, position: Position) => Promise<void>;
+  /** Abandons the snapshot (its replica went away): the promise rejects with STORE_ABANDONED. */
+  signal?: AbortSignal;
 }
 
 export type SnapshotFile = WrittenLtx & { header: LtxHeader; position: Position };
@@ -50,13 +52,18 @@ export async function writeSnapshot(db: Database, path: string, opts: SnapshotOp
       expected: position.postApplyChecksum,
     };
     let paused = false;
-    const done = await runSnapshotWorker(job, view, async (from, upTo) => {
-      if (!paused && opts.pause) {
-        paused = true;
-        await opts.pause(db, position);
-      }
-      return view.release(from, upTo);
-    });
+    const done = await runSnapshotWorker(
+      job,
+      view,
+      async (from, upTo) => {
+        if (!paused && opts.pause) {
+          paused = true;
+          await opts.pause(db, position);
+        }
+        return view.release(from, upTo);
+      },
+      opts.signal,
+    );
     return { path, size: done.size, fileChecksum: done.fileChecksum, header: { ...header, flags: done.flags }, position };
   } catch (err) {
     fs.rmSync(path, { force: true });
@@ -193,6 +200,7 @@ function runSnapshotWorker(
   job: SnapshotJob,
   view: SnapshotView,
   release: (from: number, upTo: number) => Promise<Array<[number, number]>>,
+  signal?: AbortSignal,
 ): Promise<{ size: number; fileChecksum: bigint; flags: number }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL("./snapshot-worker.js", import.meta.url), {
@@ -200,19 +208,33 @@ function runSnapshotWorker(
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
     let settled = false;
+    // Failed or abandoned: the worker stops at its next step (told by a null answer), closing its
+    // files; terminating it would leak them (a worker's descriptors belong to the process).
     const fail = (err: unknown) => {
       if (settled) return;
       settled = true;
-      void worker.terminate();
+      signal?.removeEventListener("abort", abandon);
       reject(err);
     };
+    const abandon = () => fail(new StoreError("STORE_ABANDONED", `database ${job.name}: snapshot abandoned (${String(signal?.reason ?? "aborted")})`));
+    if (signal?.aborted) abandon();
+    else signal?.addEventListener("abort", abandon, { once: true });
     worker.on("message", (msg: SnapshotWorkerMessage) => {
-      if (settled) return;
+      if (settled) {
+        if (msg.type === "read") worker.postMessage(null);
+        return;
+      }
       switch (msg.type) {
         case "read":
           release(msg.from, msg.upTo).then(
-            (kept) => (view.failure ? fail(view.failure) : worker.postMessage(kept)),
-            fail,
+            (kept) => {
+              if (view.failure) fail(view.failure);
+              worker.postMessage(settled ? null : kept);
+            },
+            (err) => {
+              fail(err);
+              worker.postMessage(null);
+            },
           );
           break;
         case "mismatch":
@@ -225,6 +247,7 @@ function runSnapshotWorker(
           break;
         case "done":
           settled = true;
+          signal?.removeEventListener("abort", abandon);
           resolve(msg);
           break;
       }

@@ -233,9 +233,9 @@ export class Store {
    * Writes a snapshot LTX of `db` at its current position to a new temporary file (the caller
    * removes it), in a worker thread: FUSE requests and commits go on meanwhile (snapshot.ts).
    */
-  writeSnapshot(db: Database, label: string, compress = this.compress): Promise<SnapshotFile> {
+  writeSnapshot(db: Database, label: string, compress = this.compress, signal?: AbortSignal): Promise<SnapshotFile> {
     const spillPath = this.tempPath(`${label}-spill`);
-    return writeSnapshot(db, this.tempPath(label), { compress, spillPath, pause: this.snapshotPause });
+    return writeSnapshot(db, this.tempPath(label), { compress, spillPath, pause: this.snapshotPause, signal });
   }
 
   /** Snapshots wait for `pause` once they have read their first pages (test hooks only). */

@@ -1,4 +1,6 @@
 import Sqlite from "better-sqlite3";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { Position } from "../../src/ltx/index.js";
@@ -129,5 +131,35 @@ describe("a snapshot built while the primary keeps committing", () => {
       conn.pragma("wal_checkpoint(TRUNCATE)");
       conn.exec("UPDATE t SET b = randomblob(100) WHERE id < 20;");
     });
+  });
+});
+
+describe("a snapshot whose replica goes away", () => {
+  it("is abandoned at once: its files are removed, and its worker stops and exits", async () => {
+    const primary = await primaryWithGate("snapgone");
+    const name = "snapgone.db";
+    await fill(primary, name, "wal");
+    const threads = () => fs.readdirSync(`/proc/${primary.pid}/task`).length;
+    const before = threads();
+    await snapshotGate(primary, "closed");
+    cleanups.push(() => snapshotGate(primary, "open"));
+    const replica = await LitefsNode.create(`${name}-r`, { candidate: false, httpPort: await freePort(), hostname: "gone", primaryUrl: primary.config.primaryUrl });
+    cleanups.push(() => replica.cleanup());
+    await replica.start([], { waitForMount: false });
+    await waitFor(() => primary.logs.includes(`snapshot paused by the test gate db=${name}`), 20_000, "the snapshot to pause half read");
+    const tmp = path.join(primary.dataDir, "tmp");
+    const snapshotFiles = () => fs.readdirSync(tmp).filter((f) => f.startsWith("snapshot-"));
+    expect(snapshotFiles().length).toBeGreaterThan(0); // the snapshot and its spill file
+
+    await replica.kill9();
+    // Still paused at the gate: nothing more is read or written for a replica that is gone.
+    await waitFor(() => primary.logs.includes(`snapshot abandoned: the replica went away db=${name}`), 20_000, "the primary to abandon the snapshot");
+    expect(snapshotFiles()).toEqual([]);
+
+    await snapshotGate(primary, "open");
+    // The worker is told to stop at its next step and exits on its own.
+    await waitFor(() => threads() <= before, 20_000, `the snapshot worker to exit (threads: ${before} before)`);
+    expect(primary.logs).not.toContain("snapshot written; sending it");
+    expect(primary.logs).not.toMatch(/replication stream failed|checksum/);
   });
 });

@@ -18,7 +18,8 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 // The built worker (npm test builds first), as the daemon starts it.
 const WORKER = path.join(ROOT, "dist/src/store/snapshot-worker.js");
 
-it("the snapshot worker writes every page and then exits on its own (a worker left running held its memory for good)", async () => {
+/** A database of ~1,500 pages (several of the worker's steps) and a job for all of it. */
+function snapshotJob(): { job: SnapshotJob; image: Buffer; pageCount: number } {
   const file = path.join(dir, "db");
   const db = new Database(file);
   db.exec("CREATE TABLE t (v BLOB)");
@@ -41,7 +42,11 @@ it("the snapshot worker writes every page and then exits on its own (a worker le
     walFrames: [],
     expected: databaseChecksum(image, 4096),
   };
+  return { job, image, pageCount };
+}
 
+it("the snapshot worker writes every page and then exits on its own (a worker left running held its memory for good)", async () => {
+  const { job, image, pageCount } = snapshotJob();
   const worker = new Worker(WORKER, { workerData: job });
   const messages: SnapshotWorkerMessage["type"][] = [];
   let exitCode: number | null = null;
@@ -63,4 +68,23 @@ it("the snapshot worker writes every page and then exits on its own (a worker le
   expect(decoded.header.maxTxid).toBe(7);
   expect(decoded.trailer.postApplyChecksum).toBe(job.expected);
   for (const page of decoded.pages) expect(Buffer.compare(page.data, image.subarray((page.pgno - 1) * 4096, page.pgno * 4096))).toBe(0);
+});
+
+it("an abandoned snapshot (a null answer) stops the worker at that step, and it exits on its own", async () => {
+  const { job } = snapshotJob();
+  const worker = new Worker(WORKER, { workerData: job });
+  const messages: SnapshotWorkerMessage["type"][] = [];
+  let exitCode: number | null = null;
+  worker.on("message", (msg: SnapshotWorkerMessage) => {
+    messages.push(msg.type);
+    if (msg.type === "read") worker.postMessage(null);
+  });
+  worker.on("exit", (code) => (exitCode = code));
+  try {
+    await waitFor(() => exitCode !== null, 10_000, "the worker to exit");
+  } finally {
+    if (exitCode === null) await worker.terminate();
+  }
+  expect(exitCode).toBe(0);
+  expect(messages).toEqual(["read"]);
 });

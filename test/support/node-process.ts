@@ -113,6 +113,11 @@ export class LitefsNode {
     await fsp.writeFile(this.configPath, yaml + "\n");
   }
 
+  /** The running daemon's process ID (undefined when it is not running). */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   /** Starts the daemon and waits until the mount answers. */
   async start(args: string[] = [], opts: { waitForMount?: boolean } = {}): Promise<void> {
     this.logs = "";
