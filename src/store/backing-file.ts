@@ -3,7 +3,7 @@ import * as fsp from "node:fs/promises";
 import type { SpareFiles } from "./spare-files.js";
 import type { RepairFile } from "./sqlite-repair.js";
 
-/** How far whole-file page passes read ahead (one read per this many bytes). */
+/** The read-ahead buffer of whole-file page passes (start-up recovery: see BackingFile.pageReader). */
 export const PAGE_READ_AHEAD_BYTES = 4 << 20;
 
 /**
@@ -73,40 +73,18 @@ export class BackingFile {
   }
 
   /**
-   * A reader of pages (numbered from 1) that reads ahead `chunkBytes` at a time into one reused
-   * buffer: for whole-file passes in page order (adoption, checksums), which would otherwise
-   * allocate every page. A page is valid until the next call; zero-filled past end of file, as
-   * `readAt`. `readAhead`: the buffer to read into (its contents are overwritten), so that
-   * passes one after the other share one instead of each leaving 4 MB for the garbage collector.
+   * A reader of pages (numbered from 1), for passes in page order: a page that follows the last
+   * one read starts a read ahead whose window doubles while the pages keep following, so a whole
+   * file, or a bulk transaction's thousands of contiguous pages, cost a few dozen reads and no
+   * allocation per page, and a page elsewhere reads only itself. The window is at most
+   * `readAhead`'s size when one is given (its contents are overwritten: passes one after the
+   * other share one buffer instead of each leaving megabytes for the garbage collector), else
+   * 1 MB. A page is valid until the next call; zero-filled past end of file, as `readAt`.
    */
-  pageReader(pageSize: number, readAhead: Buffer = Buffer.allocUnsafe(PAGE_READ_AHEAD_BYTES)): (pgno: number) => Uint8Array {
-    const chunkPages = Math.floor(readAhead.length / pageSize);
-    if (chunkPages < 1) throw new RangeError(`a read-ahead buffer of ${readAhead.length} bytes cannot hold a ${pageSize}-byte page`);
-    const chunk = readAhead.subarray(0, chunkPages * pageSize);
-    let first = 0;
-    let count = 0;
-    return (pgno) => {
-      if (pgno < first || pgno >= first + count) {
-        first = pgno;
-        count = chunkPages;
-        const got = this.exists() ? this.read(chunk, chunk.length, (pgno - 1) * pageSize) : 0;
-        chunk.fill(0, got);
-      }
-      const at = (pgno - first) * pageSize;
-      return chunk.subarray(at, at + pageSize);
-    };
-  }
-
-  /**
-   * A reader of pages (numbered from 1) for a transaction's sorted pages: a page that follows the
-   * last one read starts a read ahead whose window doubles while the pages keep following (up to
-   * `maxWindowBytes`), so a bulk transaction's thousands of contiguous pages cost a few dozen
-   * reads, and a page elsewhere reads only itself. A page is valid until the next call;
-   * zero-filled past end of file, as `readAt`.
-   */
-  readaheadReader(pageSize: number, maxWindowBytes = 1 << 20): (pgno: number) => Uint8Array {
-    const maxPages = Math.max(1, Math.floor(maxWindowBytes / pageSize));
-    let buf = Buffer.alloc(0);
+  pageReader(pageSize: number, readAhead?: Buffer): (pgno: number) => Uint8Array {
+    const maxPages = Math.floor((readAhead?.length ?? 1 << 20) / pageSize);
+    if (maxPages < 1) throw new RangeError(`a read-ahead buffer of ${readAhead?.length} bytes cannot hold a ${pageSize}-byte page`);
+    let buf = readAhead ?? Buffer.alloc(0);
     let first = 0;
     let count = 0;
     let window = 1;

@@ -72,7 +72,7 @@ export class JournalCapture {
     const written = db.commitTransaction({
       commit,
       pgnos: dirty,
-      readPage: file.readaheadReader(header.pageSize),
+      readPage: file.pageReader(header.pageSize),
       // SQLite fsynced these pages into the database file before this commit; the journal's
       // removal may reach the disk before any later fsync, and recovery could not tell what
       // changed without the LTX. So a rollback-journal commit's LTX is durable before it passes.

@@ -73,12 +73,13 @@ describe("BackingFile.pageReader", () => {
     fs.writeFileSync(file, data);
     const backing = new BackingFile(file);
     try {
-      // 3.5 pages of read-ahead: 3 whole pages are used.
-      const read = backing.pageReader(pageSize, Buffer.alloc(3 * pageSize + pageSize / 2));
-      for (const pgno of [1, 2, 3, 4, 5, 9, 10, 11, 12, 2, 7]) {
-        expect(Buffer.compare(Buffer.from(read(pgno)), backing.readAt((pgno - 1) * pageSize, pageSize))).toBe(0);
+      // 3.5 pages of read-ahead: 3 whole pages are used; and a reader with its own buffers.
+      for (const read of [backing.pageReader(pageSize, Buffer.alloc(3 * pageSize + pageSize / 2)), backing.pageReader(pageSize)]) {
+        for (const pgno of [1, 2, 3, 4, 5, 9, 10, 11, 12, 2, 7]) {
+          expect(Buffer.compare(Buffer.from(read(pgno)), backing.readAt((pgno - 1) * pageSize, pageSize))).toBe(0);
+        }
+        expect(read(13).every((b) => b === 0)).toBe(true);
       }
-      expect(read(13).every((b) => b === 0)).toBe(true);
       expect(() => backing.pageReader(pageSize, Buffer.alloc(pageSize - 1))).toThrow(/cannot hold a 512-byte page/);
     } finally {
       backing.close();
@@ -86,7 +87,7 @@ describe("BackingFile.pageReader", () => {
   });
 });
 
-describe("BackingFile.readaheadReader", () => {
+describe("BackingFile.pageReader, read-ahead window", () => {
   it("gives each page as readAt does: runs that grow past its window, jumps, a second pass, pages past the end", () => {
     const file = path.join(dir, "pages");
     const pageSize = 512;
@@ -95,7 +96,7 @@ describe("BackingFile.readaheadReader", () => {
     fs.writeFileSync(file, data);
     const backing = new BackingFile(file);
     try {
-      const read = backing.readaheadReader(pageSize, 4 * pageSize);
+      const read = backing.pageReader(pageSize, Buffer.alloc(4 * pageSize));
       const run = Array.from({ length: 30 }, (_, i) => i + 3); // 3..32: windows of 1, 2, 4, 4, ...
       const order = [...run, 35, 36, 1, ...run, 41, 42, 43, 7];
       for (const pgno of order) {
