@@ -4,9 +4,10 @@
  * database file and the WAL frames the snapshot's position names; after each step the main
  * thread answers with the pages that changed meanwhile, kept as they were (SnapshotView), and
  * those replace what was read, or with null to abandon the snapshot: the worker then closes its
- * files and exits (never terminated from outside: its descriptors belong to the process). The output is a temporary file (sent, then removed), so it needs no
- * durability; it is still flushed every FLUSH_EVERY_BYTES, so that a large snapshot never piles up
- * a gigabyte of dirty pages that every fsync and syncfs of the commit path would then wait behind.
+ * files and exits (never terminated from outside: its descriptors belong to the process). The
+ * output is a temporary file (sent, then removed), so it needs no durability; it is still flushed
+ * every FLUSH_EVERY_BYTES, so that a large snapshot never piles up a gigabyte of dirty pages that
+ * every fsync and syncfs of the commit path would then wait behind.
  */
 import * as fs from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
