@@ -24,12 +24,18 @@ const DB = "ledger.db";
 /** The node's last words when a WAL commit could not be recorded (it exits 99). */
 const FATAL = /exiting so recovery can repair it/;
 
-/** A static-lease pair where `onDisk` ("primary" or "replica") keeps its data dir on a 24 MiB tmpfs. */
+/**
+ * A static-lease pair where `onDisk` ("primary" or "replica") keeps its data dir on a 24 MiB tmpfs.
+ * Short retention: with the default (10 min) every transaction's LTX file stays, and the tmpfs
+ * filled by itself at about TXID 5,100 of the unpaced WAL ledger, so a slow iteration (a busy
+ * machine, a restart after exit 99) ran out of disk that the test had not filled.
+ */
 async function pairWithSmallDisk(label: string, onDisk: "primary" | "replica"): Promise<{ cluster: Cluster; disk: SmallDisk }> {
   const primaryPort = await freePort();
   const primaryUrl = `http://127.0.0.1:${primaryPort}`;
-  const primary = await LitefsNode.create(`${label}-p`, { candidate: true, httpPort: primaryPort, hostname: "primary", primaryUrl });
-  const replica = await LitefsNode.create(`${label}-r`, { candidate: false, httpPort: await freePort(), hostname: "replica0", primaryUrl });
+  const retention = { retention: "5s", retentionMonitorInterval: "1s" };
+  const primary = await LitefsNode.create(`${label}-p`, { candidate: true, httpPort: primaryPort, hostname: "primary", primaryUrl, ...retention });
+  const replica = await LitefsNode.create(`${label}-r`, { candidate: false, httpPort: await freePort(), hostname: "replica0", primaryUrl, ...retention });
   const cluster = new Cluster(primary, [replica]);
   const disk = await SmallDisk.mount((onDisk === "primary" ? primary : replica).dataDir, 24);
   cleanups.push(() => disk.remove());
