@@ -33,7 +33,7 @@ async function txid(node: LitefsNode, db: string): Promise<number> {
 export async function caughtUp(primary: LitefsNode, replica: LitefsNode, db: string, timeoutMs = 60_000): Promise<void> {
   const want = await txid(primary, db);
   await waitFor(async () => (await txid(replica, db).catch(() => -1)) >= want, timeoutMs, `${replica.config.hostname} to reach TXID ${want}`).catch((err: Error) => {
-    throw new Error(`${err.message}\n--- ${replica.config.hostname}:\n${replica.logs.slice(-3000)}\n--- ${primary.config.hostname}:\n${primary.logs.slice(-2000)}`);
+    throw new Error(`${err.message}\n--- ${replica.config.hostname}:\n${replica.logs.slice(-12000)}\n--- ${primary.config.hostname}:\n${primary.logs.slice(-6000)}`);
   });
 }
 
