@@ -65,46 +65,43 @@ describe("a database file copied into data.dir is adopted at the first start", (
 });
 
 describe("BackingFile.pageReader", () => {
-  it("gives each page as readAt does, across chunk boundaries, after a jump back, and zeros past the end", () => {
-    const file = path.join(dir, "pages");
-    const pageSize = 512;
-    const data = Buffer.alloc(pageSize * 10 + 100);
-    for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff;
-    fs.writeFileSync(file, data);
-    const backing = new BackingFile(file);
-    try {
-      // 3.5 pages of read-ahead: 3 whole pages are used; and a reader with its own buffers.
-      for (const read of [backing.pageReader(pageSize, Buffer.alloc(3 * pageSize + pageSize / 2)), backing.pageReader(pageSize)]) {
-        for (const pgno of [1, 2, 3, 4, 5, 9, 10, 11, 12, 2, 7]) {
-          expect(Buffer.compare(Buffer.from(read(pgno)), backing.readAt((pgno - 1) * pageSize, pageSize))).toBe(0);
-        }
-        expect(read(13).every((b) => b === 0)).toBe(true);
-      }
-      expect(() => backing.pageReader(pageSize, Buffer.alloc(pageSize - 1))).toThrow(/cannot hold a 512-byte page/);
-    } finally {
-      backing.close();
-    }
-  });
-});
+  const pageSize = 512;
 
-describe("BackingFile.pageReader, read-ahead window", () => {
-  it("gives each page as readAt does: runs that grow past its window, jumps, a second pass, pages past the end", () => {
+  /** Reads `order` through `read` and compares each page with readAt's (a file of 40 pages and a bit). */
+  function expectPagesAsReadAt(backing: BackingFile, read: (pgno: number) => Uint8Array, order: number[]): void {
+    for (const pgno of order) {
+      expect(Buffer.compare(Buffer.from(read(pgno)), backing.readAt((pgno - 1) * pageSize, pageSize)), `page ${pgno}`).toBe(0);
+    }
+    expect(read(45).every((b) => b === 0)).toBe(true); // past the end
+  }
+
+  function withFile(test: (backing: BackingFile) => void): void {
     const file = path.join(dir, "pages");
-    const pageSize = 512;
     const data = Buffer.alloc(pageSize * 40 + 100);
     for (let i = 0; i < data.length; i++) data[i] = (i * 13 + (i >> 9)) & 0xff;
     fs.writeFileSync(file, data);
     const backing = new BackingFile(file);
     try {
-      const read = backing.pageReader(pageSize, Buffer.alloc(4 * pageSize));
-      const run = Array.from({ length: 30 }, (_, i) => i + 3); // 3..32: windows of 1, 2, 4, 4, ...
-      const order = [...run, 35, 36, 1, ...run, 41, 42, 43, 7];
-      for (const pgno of order) {
-        expect(Buffer.compare(Buffer.from(read(pgno)), backing.readAt((pgno - 1) * pageSize, pageSize)), `page ${pgno}`).toBe(0);
-      }
-      expect(read(45).every((b) => b === 0)).toBe(true);
+      test(backing);
     } finally {
       backing.close();
     }
+  }
+
+  it("gives each page as readAt does, across window boundaries, after a jump back, and zeros past the end", () => {
+    withFile((backing) => {
+      // 3.5 pages of read-ahead: 3 whole pages are used; and a reader with its own buffers.
+      for (const read of [backing.pageReader(pageSize, Buffer.alloc(3 * pageSize + pageSize / 2)), backing.pageReader(pageSize)]) {
+        expectPagesAsReadAt(backing, read, [1, 2, 3, 4, 5, 9, 10, 11, 12, 2, 7]);
+      }
+      expect(() => backing.pageReader(pageSize, Buffer.alloc(pageSize - 1))).toThrow(/cannot hold a 512-byte page/);
+    });
+  });
+
+  it("gives each page as readAt does: runs that grow past its window, jumps, a second pass, a page cut short by the end", () => {
+    withFile((backing) => {
+      const run = Array.from({ length: 30 }, (_, i) => i + 3); // 3..32: windows of 1, 2, 4, 4, ...
+      expectPagesAsReadAt(backing, backing.pageReader(pageSize, Buffer.alloc(4 * pageSize)), [...run, 35, 36, 1, ...run, 41, 42, 43, 7]);
+    });
   });
 });
