@@ -28,7 +28,7 @@ import { type LtxTrailer, TRAILER_CHECKSUMMED_SIZE, TRAILER_SIZE, decodeTrailer,
 
 export interface LtxPage {
   pgno: number;
-  /** Owned by the receiver. */
+  /** Owned by the receiver (unless the decoder was made with sharedPageBuffer). */
   data: Uint8Array;
   /** Page checksum, bit63 | crc64(pgno ‖ data). */
   checksum: bigint;
@@ -51,6 +51,11 @@ export interface LtxSummary {
 export interface LtxDecoderOptions {
   /** File name for error messages. */
   name?: string;
+  /**
+   * Every page event's `data` is one buffer, overwritten by the next page: for a caller that
+   * keeps only page numbers and checksums (no allocation per page; a snapshot has one per page).
+   */
+  sharedPageBuffer?: boolean;
 }
 
 const FLAG_HI = 0x80000000;
@@ -70,6 +75,7 @@ const P_END = 2;
 export class LtxDecoder {
   private state = D_HEADER;
   private readonly name: string | undefined;
+  private readonly sharedPageBuffer: boolean;
   /** Bytes of the stored file consumed so far. */
   private offset = 0;
   private events: LtxEvent[] = [];
@@ -99,6 +105,7 @@ export class LtxDecoder {
 
   constructor(opts: LtxDecoderOptions = {}) {
     this.name = opts.name;
+    this.sharedPageBuffer = opts.sharedPageBuffer ?? false;
   }
 
   /** The header, once its 100 bytes have arrived and passed validation. */
@@ -249,7 +256,7 @@ export class LtxDecoder {
           this.pageState = P_END;
         } else {
           this.pages!.next(this.pgno);
-          this.page = new Uint8Array(pageSize);
+          if (!this.sharedPageBuffer || this.page.length !== pageSize) this.page = new Uint8Array(pageSize);
           this.pageLength = 0;
           this.pageState = P_DATA;
         }

@@ -4,7 +4,7 @@ import { syncFilesystem } from "../os/syncfs.js";
 import { fsyncFileAsync, syncDirectoryAsync } from "./backing-file.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
-import type { PageChecksums } from "./page-checksums.js";
+import { type PageChecksums, PageSumList, type PageSums } from "./page-checksums.js";
 
 /** An installed LTX file to write into the database. */
 export interface ApplyFile {
@@ -28,8 +28,8 @@ export interface PageWriter {
 export interface ReceivedLtx {
   header: LtxHeader;
   trailer: LtxTrailer;
-  /** pgno → page checksum of every page in the file. */
-  checksums: Map<number, bigint>;
+  /** The page checksum of every page in the file. */
+  checksums: PageSums;
   tmpPath: string;
 }
 
@@ -76,7 +76,7 @@ export class ReceiveBatch {
   }
 
   /** The database checksum after the files so far and then `changes` resizing to `pageCount`. */
-  checksumAfter(changes: ReadonlyMap<number, bigint>, pageCount: number): bigint {
+  checksumAfter(changes: PageSums, pageCount: number): bigint {
     return (this.overlay ?? this.db.checksums).checksumAfter(changes, pageCount);
   }
 
@@ -116,7 +116,7 @@ export class ReceiveBatch {
  */
 export class LtxReceiver {
   private readonly decoder: LtxDecoder;
-  private readonly checksums = new Map<number, bigint>();
+  private readonly checksums = new PageSumList();
   private fd: number | null = null;
   private events: LtxEvent[] = [];
   /** The file is one this node already has: checked against ours at the end, never written. */
@@ -127,7 +127,8 @@ export class LtxReceiver {
     private readonly batch: ReceiveBatch,
     name: string,
   ) {
-    this.decoder = new LtxDecoder({ name });
+    // The file's bytes are written as they came: only each page's checksum is kept.
+    this.decoder = new LtxDecoder({ name, sharedPageBuffer: true });
     this.tmpPath = batch.db.ltx.tempPath(`recv-${++tmpSeq}`);
   }
 
@@ -140,7 +141,7 @@ export class LtxReceiver {
         this.known = isKnown(this.batch.db.position, ev.header);
         if (!this.known) checkFits(this.batch.db.name, this.batch.position, ev.header);
       } else if (ev.type === "page") {
-        this.checksums.set(ev.pgno, ev.checksum);
+        this.checksums.add(ev.pgno, ev.checksum);
       }
     }
     if (this.known) return;
@@ -336,23 +337,25 @@ class ChecksumOverlay {
     return this.changed.get(pgno) ?? this.base.get(pgno);
   }
 
-  checksumAfter(changes: ReadonlyMap<number, bigint>, pageCount: number): bigint {
+  checksumAfter(changes: PageSums, pageCount: number): bigint {
     let rolling = this.rolling;
     for (let pgno = pageCount + 1; pgno <= this.count; pgno++) rolling ^= this.get(pgno);
-    for (const [pgno, sum] of changes) if (pgno <= pageCount) rolling ^= this.get(pgno) ^ sum;
+    changes.forEach((sum, pgno) => {
+      if (pgno <= pageCount) rolling ^= this.get(pgno) ^ sum;
+    });
     return CHECKSUM_FLAG | rolling;
   }
 
-  apply(changes: ReadonlyMap<number, bigint>, pageCount: number): void {
+  apply(changes: PageSums, pageCount: number): void {
     for (let pgno = pageCount + 1; pgno <= this.count; pgno++) {
       this.rolling ^= this.get(pgno);
       this.changed.set(pgno, 0n);
     }
     this.count = pageCount;
-    for (const [pgno, sum] of changes) {
-      if (pgno > pageCount) continue;
+    changes.forEach((sum, pgno) => {
+      if (pgno > pageCount) return;
       this.rolling ^= this.get(pgno) ^ sum;
       this.changed.set(pgno, sum);
-    }
+    });
   }
 }

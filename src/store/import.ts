@@ -6,6 +6,7 @@ import { DB_HEADER_SIZE, parseDatabaseHeader, SqliteFormatError } from "../sqlit
 import type { ReceivedLtx } from "./apply.js";
 import type { Database } from "./database.js";
 import { StoreError } from "./errors.js";
+import { PageSumList } from "./page-checksums.js";
 import type { ImportLtxJob, ImportLtxResult } from "./import-ltx-worker.js";
 import { snapshotHeader } from "./snapshot.js";
 
@@ -65,9 +66,9 @@ export async function importLtx(db: Database, source: string, file: ImportFile, 
     fs.rmSync(job.target, { force: true });
     throw new StoreError("STORE_BAD_IMPORT", `not importable: ${(err as Error).message}`, { cause: err });
   }
-  const checksums = new Map<number, bigint>();
+  const checksums = new PageSumList();
   const lock = lockPgno(file.pageSize);
-  for (let pgno = 1; pgno <= file.pageCount; pgno++) if (pgno !== lock) checksums.set(pgno, result.checksums[pgno]);
+  for (let pgno = 1; pgno <= file.pageCount; pgno++) if (pgno !== lock) checksums.add(pgno, result.checksums[pgno]);
   const flags = compress ? header.flags | HEADER_FLAG_COMPRESS_LZ4 : header.flags;
   return {
     header: { ...header, flags },

@@ -92,6 +92,29 @@ describe("round trip (property)", () => {
     );
   });
 
+  test("sharedPageBuffer: the same page numbers and checksums, in any chunking, from one page buffer", () => {
+    fc.assert(
+      fc.property(incremental, ({ pageSize, commit, minTxid, pages, compress, chunk }) => {
+        const h = header({ pageSize, commit, minTxid, maxTxid: minTxid });
+        const buf = encodeLtx(h, pages, commit === 0 ? CHECKSUM_FLAG : CHECKSUM_FLAG | 0xabcdefn, { compress });
+        const dec = new LtxDecoder({ sharedPageBuffer: true });
+        const got: { pgno: number; checksum: bigint }[] = [];
+        const buffers = new Set<Uint8Array>();
+        for (let i = 0; i < buf.length; i += chunk) {
+          for (const ev of dec.write(buf.subarray(i, i + chunk))) {
+            if (ev.type !== "page") continue;
+            got.push({ pgno: ev.pgno, checksum: ev.checksum });
+            buffers.add(ev.data);
+          }
+        }
+        dec.end();
+        expect(got).toEqual(pages.map((p) => ({ pgno: p.pgno, checksum: pageChecksum(p.pgno, p.data) })));
+        expect(buffers.size).toBeLessThanOrEqual(1);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   test("compressed and plain encodings differ only in layout: same pages, checksums over the same logical bytes", () => {
     fc.assert(
       fc.property(incremental, ({ pageSize, commit, minTxid, pages }) => {
