@@ -249,7 +249,11 @@ class Fuse extends Nanoresource {
           if (arr.length === 2) arr = arr.concat(defaults)
         }
 
-        return process.nextTick(nativeSignal, ...arr)
+        // litefs-ts: answered at once, not on the next tick. The C side's dispatch does nothing
+        // after the handler returns, and the read/write buffers are detached by the signal
+        // itself, so this is safe; it spares every request a trip through the tick queue
+        // (6% of the daemon's time in a DELETE/FULL commit profile).
+        return nativeSignal(...arr)
       }
 
       function autoTimeout (cb, input) {
