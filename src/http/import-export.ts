@@ -2,7 +2,6 @@ import * as fs from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import type { Node } from "../node/node.js";
-import { writeDatabaseImage } from "../store/export.js";
 import type { Store } from "../store/store.js";
 import { HttpError } from "./errors.js";
 import { sendJson } from "./respond.js";
@@ -46,8 +45,9 @@ export async function serveImport(req: IncomingMessage, res: ServerResponse, url
 
 /**
  * GET /export?name=NAME: the database at one position, as a plain SQLite file (headers
- * Litefs-Position and Content-Length). Written to data.dir/tmp first in one synchronous pass
- * (see writeDatabaseImage), then streamed.
+ * Litefs-Position and Content-Length). Written to data.dir/tmp first by a worker thread, from
+ * a copy-on-write view of one position while commits go on (see writeDatabaseImage in
+ * store/snapshot.ts), then streamed.
  */
 export async function serveExport(req: IncomingMessage, res: ServerResponse, url: URL, store: Store): Promise<void> {
   req.resume();
@@ -56,11 +56,10 @@ export async function serveExport(req: IncomingMessage, res: ServerResponse, url
   if (!db) throw new HttpError("HTTP_NOT_FOUND", `no database named ${JSON.stringify(name)} on this node`);
   const tmp = store.tempPath("export");
   try {
-    const image = writeDatabaseImage(db, tmp);
-    const size = fs.statSync(tmp).size;
+    const image = await store.writeDatabaseImage(db, tmp);
     res.writeHead(200, {
       "content-type": "application/vnd.sqlite3",
-      "content-length": size,
+      "content-length": image.size,
       "litefs-position": image.position.toString(),
       "litefs-page-size": image.pageSize,
     });

@@ -8,10 +8,13 @@
  * output is a temporary file (sent, then removed), so it needs no durability; it is still flushed
  * every FLUSH_EVERY_BYTES, so that a large snapshot never piles up a gigabyte of dirty pages that
  * every fsync and syncfs of the commit path would then wait behind.
+ *
+ * The same pass writes an export (`format: "image"`): the pages as a plain SQLite file, lock page
+ * included, instead of an LTX file.
  */
 import * as fs from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
-import { CHECKSUM_FLAG, LtxEncoder, lockPgno, type LtxHeader } from "../ltx/index.js";
+import { CHECKSUM_FLAG, LtxEncoder, lockPgno, pageChecksum, type LtxHeader } from "../ltx/index.js";
 import { WAL_FRAME_HEADER_SIZE } from "../sqlite/index.js";
 import { BufferedWriter } from "./ltx-directory.js";
 
@@ -23,6 +26,8 @@ export interface SnapshotJob {
   spill: string;
   target: string;
   header: LtxHeader;
+  /** An LTX snapshot, or the pages as a plain SQLite database file (an export). */
+  format: "ltx" | "image";
   compress: boolean;
   /** [pgno, WAL offset] of the frames holding pages at the snapshot's position. */
   walFrames: Array<[number, number]>;
@@ -64,18 +69,17 @@ async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullab
   try {
     const writer = new BufferedWriter(out);
     let unflushed = 0;
-    const enc = new LtxEncoder(
-      job.header,
-      (chunk) => {
-        writer.write(chunk);
-        unflushed += chunk.length;
-        if (unflushed < FLUSH_EVERY_BYTES) return;
-        writer.flush();
-        fs.fdatasyncSync(out);
-        unflushed = 0;
-      },
-      { compress: job.compress, name: job.name },
-    );
+    let size = 0;
+    const emit = (chunk: Uint8Array) => {
+      writer.write(chunk);
+      size += chunk.length;
+      unflushed += chunk.length;
+      if (unflushed < FLUSH_EVERY_BYTES) return;
+      writer.flush();
+      fs.fdatasyncSync(out);
+      unflushed = 0;
+    };
+    const enc = job.format === "ltx" ? new LtxEncoder(job.header, emit, { compress: job.compress, name: job.name }) : null;
     const buf = Buffer.alloc(pageSize * PAGES_PER_STEP);
     let rolling = 0n;
     for (let first = 1; first <= commit; first += PAGES_PER_STEP) {
@@ -92,8 +96,13 @@ async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullab
       for (const [pgno, spillOffset] of kept) readFull(spillFd, buf, (pgno - first) * pageSize, pageSize, spillOffset);
       for (let i = 0; i < count; i++) {
         const pgno = first + i;
-        if (pgno === lock) continue;
-        rolling ^= enc.encodePage(pgno, buf.subarray(i * pageSize, (i + 1) * pageSize));
+        const page = buf.subarray(i * pageSize, (i + 1) * pageSize);
+        if (enc === null) {
+          if (pgno !== lock) rolling ^= pageChecksum(pgno, page);
+          emit(page);
+        } else if (pgno !== lock) {
+          rolling ^= enc.encodePage(pgno, page);
+        }
       }
       // Native buffers (LZ4's) are freed by finalizers that run on the event loop: let it turn.
       await new Promise((resolve) => setImmediate(resolve));
@@ -103,9 +112,9 @@ async function writeSnapshotFile(job: SnapshotJob, port: MessagePort | NonNullab
       port.postMessage({ type: "mismatch", actual } satisfies SnapshotWorkerMessage);
       return;
     }
-    const result = enc.finish(actual);
+    const result = enc ? enc.finish(actual) : { size, fileChecksum: 0n };
     writer.flush();
-    port.postMessage({ type: "done", size: result.size, fileChecksum: result.fileChecksum, flags: enc.header.flags } satisfies SnapshotWorkerMessage);
+    port.postMessage({ type: "done", size: result.size, fileChecksum: result.fileChecksum, flags: enc?.header.flags ?? 0 } satisfies SnapshotWorkerMessage);
   } finally {
     // Nothing else keeps the worker alive, so it exits. off(), not removeAllListeners(): on
     // Node 20 the latter leaves the port referenced, and every snapshot left a thread behind.

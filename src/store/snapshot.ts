@@ -30,11 +30,37 @@ export type SnapshotFile = WrittenLtx & { header: LtxHeader; position: Position 
  * what it read from the files. The worker checks the pages' checksum against the position.
  */
 export async function writeSnapshot(db: Database, path: string, opts: SnapshotOptions): Promise<SnapshotFile> {
+  const { header, position, done } = await runSnapshot(db, path, "ltx", opts);
+  return { path, size: done.size, fileChecksum: done.fileChecksum, header: { ...header, flags: done.flags }, position };
+}
+
+export interface DatabaseImage {
+  position: Position;
+  pageSize: number;
+  pageCount: number;
+  size: number;
+}
+
+/**
+ * Writes the committed state of a database as a plain SQLite file to `path` (an export), the
+ * same way as a snapshot: off the event loop, exactly one position, its checksum verified.
+ */
+export async function writeDatabaseImage(db: Database, path: string, opts: Omit<SnapshotOptions, "compress">): Promise<DatabaseImage> {
+  const { header, position, done } = await runSnapshot(db, path, "image", { ...opts, compress: false });
+  return { position, pageSize: header.pageSize, pageCount: header.commit, size: done.size };
+}
+
+async function runSnapshot(
+  db: Database,
+  path: string,
+  format: SnapshotJob["format"],
+  opts: SnapshotOptions,
+): Promise<{ header: LtxHeader; position: Position; done: { size: number; fileChecksum: bigint; flags: number } }> {
   const position = db.position;
   const commit = db.checksums.pageCount;
   const pageSize = db.pageSize;
   if (position.txid === 0 || pageSize === 0 || !db.exists) {
-    throw new StoreError("STORE_NOT_FOUND", `database ${db.name}: nothing committed yet, no snapshot to send`);
+    throw new StoreError("STORE_NOT_FOUND", `database ${db.name}: nothing committed yet, no ${format === "ltx" ? "snapshot to send" : "database to export"}`);
   }
   const header = snapshotHeader(pageSize, commit, position.txid);
   const view = new SnapshotView(db, opts.spillPath);
@@ -47,6 +73,7 @@ export async function writeSnapshot(db: Database, path: string, opts: SnapshotOp
       spill: opts.spillPath,
       target: path,
       header,
+      format,
       compress: opts.compress,
       walFrames: [...view.walFrames],
       expected: position.postApplyChecksum,
@@ -64,7 +91,7 @@ export async function writeSnapshot(db: Database, path: string, opts: SnapshotOp
       },
       opts.signal,
     );
-    return { path, size: done.size, fileChecksum: done.fileChecksum, header: { ...header, flags: done.flags }, position };
+    return { header, position, done };
   } catch (err) {
     fs.rmSync(path, { force: true });
     throw err;
@@ -272,30 +299,5 @@ export function snapshotHeader(pageSize: number, commit: number, maxTxid: number
     walSalt1: 0,
     walSalt2: 0,
     nodeId: 0n,
-  };
-}
-
-/**
- * Reads page `pgno` as of the last commit, synchronously (export.ts): with two overlays for
- * what SQLite may have in flight: in WAL mode, committed frames not yet checkpointed; in a
- * rollback journal transaction, the journal's copies of pages already overwritten.
- */
-export function committedPageReader(db: Database): (pgno: number) => Uint8Array {
-  const pageSize = db.pageSize;
-  const walPages = db.wal.committedPages;
-  const preImages = new Map<number, Uint8Array>();
-  if (db.journal.active && db.files.journal.exists()) {
-    const journal = db.files.journal;
-    for (const rec of readJournalRecords((off, len) => journal.readAt(off, len), journal.size(), pageSize)) {
-      // The first copy of a page in the journal is its committed content.
-      if (!preImages.has(rec.pgno)) preImages.set(rec.pgno, rec.data);
-    }
-  }
-  return (pgno) => {
-    const pre = preImages.get(pgno);
-    if (pre) return pre;
-    const walOffset = walPages.get(pgno);
-    if (walOffset !== undefined) return db.files.wal.readAt(walOffset + WAL_FRAME_HEADER_SIZE, pageSize);
-    return db.files.database.readAt((pgno - 1) * pageSize, pageSize);
   };
 }

@@ -9,7 +9,7 @@ import type { CommitEvent, CommitWait, StoreEvent } from "./events.js";
 import { recoverDatabase, type DamagePolicy } from "./recover.js";
 import { saveChecksums } from "./saved-checksums.js";
 import { enforceRetention, type RetentionFloor } from "./retention.js";
-import { writeSnapshot, type SnapshotFile, type SnapshotOptions } from "./snapshot.js";
+import { writeDatabaseImage, writeSnapshot, type DatabaseImage, type SnapshotFile, type SnapshotOptions } from "./snapshot.js";
 import { SpareFiles } from "./spare-files.js";
 
 export interface StoreOptions {
@@ -238,7 +238,12 @@ export class Store {
     return writeSnapshot(db, this.tempPath(label), { compress, spillPath, pause: this.snapshotPause, signal });
   }
 
-  /** Snapshots wait for `pause` once they have read their first pages (test hooks only). */
+  /** An export: the database as a plain SQLite file at `path` (in tmp/), written as a snapshot is, off the event loop. */
+  writeDatabaseImage(db: Database, path: string): Promise<DatabaseImage> {
+    return writeDatabaseImage(db, path, { spillPath: this.tempPath("export-spill"), pause: this.snapshotPause });
+  }
+
+  /** Snapshots (and exports) wait for `pause` once they have read their first pages (test hooks only). */
   setSnapshotPause(pause: SnapshotOptions["pause"]): void {
     this.snapshotPause = pause;
   }

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { request } from "undici";
+import { Position } from "../../src/ltx/index.js";
 import { Cluster } from "../support/cluster.js";
 import { CLI, ROOT, makeTempDir, waitFor, type LitefsNode } from "../support/node-process.js";
 import { apiUrl } from "../support/roles.js";
@@ -167,6 +168,43 @@ describe("import and export", () => {
 
     expect(await Promise.all(c.nodes.map((n) => n.pos("keep.db")))).toEqual(before);
     expect(fs.existsSync(c.primary.db("garbage.db"))).toBe(false);
+  });
+
+  test("an export while the primary commits: the file is exactly the position it began at, and the commits went on meanwhile", async () => {
+    const db = c.primary.db("live.db");
+    await sqlite3(
+      db,
+      `PRAGMA journal_mode=wal; CREATE TABLE t (id INTEGER PRIMARY KEY, pad BLOB);
+       WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) INSERT INTO t SELECT x, randomblob(2000) FROM c;
+       PRAGMA wal_checkpoint(TRUNCATE);`,
+    );
+    const gate = async (state: "closed" | "open") => {
+      const res = await request(`${apiUrl(c.primary)}/test/snapshot-gate?state=${state}`, { method: "POST" });
+      expect(res.statusCode, await res.body.text()).toBe(200);
+    };
+    await gate("closed");
+    try {
+      const file = path.join(dir, "live-export.db");
+      const exporting = litefs(c.primary, "export", "-name", "live.db", file);
+      const paused = /snapshot paused by the test gate db=live\.db txid=(\d+)/;
+      await waitFor(() => paused.test(c.primary.logs), 20_000, "the export to pause half read");
+      const txid = Number(paused.exec(c.primary.logs)![1]);
+      // Commits while the export is half read: they rewrite pages it has not read yet, in the WAL
+      // and, through the checkpoint, in the database file. The FUSE thread is not held.
+      await sqlite3(db, "UPDATE t SET pad = randomblob(2000) WHERE id > 1000; DELETE FROM t WHERE id <= 10; PRAGMA wal_checkpoint(TRUNCATE);");
+      expect(Position.parse(await c.primary.pos("live.db")).txid).toBe(txid + 2);
+      await gate("open");
+
+      const res = await exporting;
+      expect(res.code, res.stderr).toBe(0);
+      const position = Position.parse(/at position (\S+)/.exec(res.stdout)![1]);
+      expect(position.txid).toBe(txid);
+      const checksum = (await run(process.execPath, [CLI, "ltx", "checksum", file])).stdout.trim();
+      expect(checksum).toBe(position.toString().split("/")[1]);
+      expect(await sqlite3(file, "PRAGMA integrity_check; SELECT count(*), min(id) FROM t;")).toBe("ok\n2000|1");
+    } finally {
+      await gate("open");
+    }
   });
 
   test("a replica refuses an import and names the primary; export works there", async () => {

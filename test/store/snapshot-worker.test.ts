@@ -19,7 +19,7 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 const WORKER = path.join(ROOT, "dist/src/store/snapshot-worker.js");
 
 /** A database of ~1,500 pages (several of the worker's steps) and a job for all of it. */
-function snapshotJob(): { job: SnapshotJob; image: Buffer; pageCount: number } {
+function snapshotJob(format: SnapshotJob["format"] = "ltx"): { job: SnapshotJob; image: Buffer; pageCount: number } {
   const file = path.join(dir, "db");
   const db = new Database(file);
   db.exec("CREATE TABLE t (v BLOB)");
@@ -38,6 +38,7 @@ function snapshotJob(): { job: SnapshotJob; image: Buffer; pageCount: number } {
     spill: path.join(dir, "spill"),
     target: path.join(dir, "snapshot.ltx"),
     header: snapshotHeader(4096, pageCount, 7),
+    format,
     compress: true,
     walFrames: [],
     expected: databaseChecksum(image, 4096),
@@ -87,4 +88,29 @@ it("an abandoned snapshot (a null answer) stops the worker at that step, and it 
   }
   expect(exitCode).toBe(0);
   expect(messages).toEqual(["read"]);
+});
+
+it("an export (format image) writes the database file page for page, kept pages in place of what it read", async () => {
+  const { job, image } = snapshotJob("image");
+  // Page 3 "changed after the export began": its version at the position is in the spill file.
+  const old = Buffer.from(image.subarray(2 * 4096, 3 * 4096));
+  fs.writeFileSync(job.spill, old);
+  const newer = Buffer.alloc(4096, 0xab);
+  const fd = fs.openSync(job.database, "r+");
+  fs.writeSync(fd, newer, 0, 4096, 2 * 4096);
+  fs.closeSync(fd);
+  const worker = new Worker(WORKER, { workerData: job });
+  let done: Extract<SnapshotWorkerMessage, { type: "done" }> | null = null;
+  let mismatch = false;
+  worker.on("message", (msg: SnapshotWorkerMessage) => {
+    if (msg.type === "read") worker.postMessage(msg.from === 1 ? [[3, 0]] : []);
+    if (msg.type === "done") done = msg;
+    if (msg.type === "mismatch") mismatch = true;
+  });
+  const exited = new Promise<number>((resolve) => worker.on("exit", resolve));
+  expect(await exited).toBe(0);
+  expect(mismatch).toBe(false);
+  expect(done).not.toBeNull();
+  expect(done!.size).toBe(image.length);
+  expect(Buffer.compare(fs.readFileSync(job.target), image)).toBe(0);
 });
