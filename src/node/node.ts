@@ -85,6 +85,8 @@ export class Node {
   private currentRole: NodeRole = "replica";
   /** The primary is handing its lease over: read-only meanwhile, writable again if that fails. */
   private writesPaused = false;
+  /** The LTX timestamp (wall-clock ms) of the last local commit captured under the lease: logged when the role changes. */
+  private lastLocalCommitAt: number | null = null;
   /** The primary as this node knows it: itself, the one it streams from, or null (unknown). */
   private knownPrimary: PrimaryInfo | null = null;
   /** Databases an import is replacing right now (write authority "importing" once it holds their write lock). */
@@ -703,7 +705,9 @@ export class Node {
     this.bumpStatus();
     // The TXID of every database at the change: what the new primary starts from, what a demoted one stopped at.
     const txids = Object.fromEntries(this.opts.store.knownDatabases().map((db) => [db.name, db.position.txid]));
-    this.opts.log.info({ role, previous, reason, txids }, role === "primary" ? "this node is now the primary" : `this node is now ${role === "replica" ? "a replica" : "stopping"}`);
+    // A deposed primary's last capture, in wall-clock ms: after a pause, whether it wrote before or after it resumed.
+    const lastCommit = previous === "primary" && this.lastLocalCommitAt !== null ? { lastLocalCommitAt: this.lastLocalCommitAt } : {};
+    this.opts.log.info({ role, previous, reason, txids, ...lastCommit }, role === "primary" ? "this node is now the primary" : `this node is now ${role === "replica" ? "a replica" : "stopping"}`);
     this.events.emit({ type: "role", role, previous, reason });
     if (previous === "replica") void this.haltHolds.releaseAll(`this node is now ${role}`);
     // The primary is learnt again from the next stream.
@@ -738,7 +742,10 @@ export class Node {
    * paused in the middle of writing its LTX file) is answered with an I/O error, not a success.
    */
   private leaseBarrier(ev: CommitEvent): CommitWait {
-    if (this.leaseHeld()) return null;
+    if (this.leaseHeld()) {
+      this.lastLocalCommitAt = Math.max(this.lastLocalCommitAt ?? 0, ev.timestamp);
+      return null;
+    }
     return Promise.reject(
       new StoreError("STORE_COMMIT_LOST", `${ev.db.name}: TXID ${ev.position.txid} was captured after this node's lease ran out (paused past its TTL?): not acknowledged`),
     );

@@ -14,9 +14,13 @@ import { caughtUp } from "./crash-scenarios.js";
  * paused node resumes, the requests its app queued during the pause reach it before any of its
  * timers run: it must refuse them (its lease is gone by the clock), turn replica, and converge.
  * Every node runs an app that writes only through its own mount, so the resumed node's app keeps
- * trying. Transfers its app was told committed after the resume must all be in the surviving
- * history; those acknowledged just before the pause and not yet streamed are asynchronous
- * replication's window, counted in the report (and none may be lost with sync-replicas 1).
+ * trying. The resumed node must capture no commit after the resume: its last capture's time,
+ * which it logs when it stops being primary, must be before the SIGCONT. Transfers acknowledged
+ * just before the pause and not yet streamed are asynchronous replication's window, counted in
+ * the report (and none may be lost with sync-replicas 1). Their acknowledgement can reach the
+ * app only after the resume: decided under the lease, its answer was still on its way from the
+ * daemon to the kernel when SIGSTOP came. So an acknowledgement seen after the resume counts as a
+ * write after the resume only if the node captured a commit after it.
  */
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -62,7 +66,11 @@ describe("a primary paused past its lease TTL", () => {
       }
       // Transfers the resumed node's app was told committed: none may be missing afterwards.
       const ackedAfterResume: string[] = [];
+      // Commits the resumed node captured after its SIGCONT: must stay 0.
+      const capturedAfterResume: string[] = [];
       let refusedAfterResume = 0;
+      // Acknowledgements that reached the app after the resume, of commits captured before the pause.
+      let deliveredLate = 0;
       let primary = a;
       let other = b;
       for (let i = 0; i < ITERATIONS; i++) {
@@ -79,6 +87,7 @@ describe("a primary paused past its lease TTL", () => {
         } finally {
           const ackedAtResume = app.acked.length;
           const errorsAtResume = app.errors.length;
+          const resumedAt = Date.now();
           primary.proc!.kill("SIGCONT");
           // Its app's queued and later writes: refused until (and after) it is a replica.
           await waitFor(
@@ -95,7 +104,16 @@ describe("a primary paused past its lease TTL", () => {
             dump([primary, other], err),
           );
           await caughtUp(other, primary, DB);
-          ackedAfterResume.push(...app.acked.slice(ackedAtResume));
+          // Its app committed before the pause, so the demotion names its last capture.
+          const demoted = /this node is now a replica[^\n]*lastLocalCommitAt=(\d+)/.exec(primary.logs.slice(logFrom));
+          expect(demoted, `${primary.config.hostname} logs its last capture when it turns replica`).not.toBeNull();
+          const lastCapture = Number(demoted![1]);
+          if (lastCapture >= resumedAt) {
+            capturedAfterResume.push(`${primary.config.hostname}: a commit captured at ${lastCapture}, ${lastCapture - resumedAt} ms after the resume`);
+            ackedAfterResume.push(...app.acked.slice(ackedAtResume));
+          } else {
+            deliveredLate += app.acked.length - ackedAtResume;
+          }
           if (app.errors.length > errorsAtResume) refusedAfterResume++;
         }
         // The lease ran out while the process slept: it says so once it looks at the clock.
@@ -114,8 +132,10 @@ describe("a primary paused past its lease TTL", () => {
       tally.lost = verdict.lost.length;
       await tally.report(
         `${verdict.rows} transfers; acknowledged after a resume: ${ackedAfterResume.length}, lost of those: ${lostAfterResume.length}; ` +
+          `captured before the pause, acknowledgement delivered after the resume: ${deliveredLate}; ` +
           `lost before a pause (async window): ${verdict.lost.length - lostAfterResume.length}; resumes where the app saw its writes refused: ${refusedAfterResume}`,
       );
+      expect(capturedAfterResume, "commits captured by a resumed primary without its lease").toEqual([]);
       expect(lostAfterResume, "transfers acknowledged by a resumed primary without its lease").toEqual([]);
       expect(verdict.acked).toBeGreaterThan(ITERATIONS * 20);
     });
