@@ -12,8 +12,8 @@ export interface PageSums {
 /**
  * Page checksums in the order they were added, in two typed arrays: 12 bytes a page, where a
  * Map holds an entry and a BigInt object per page (a 1 GB snapshot has 262,144 pages, and a
- * replica holds them until the snapshot is applied). A page number added twice counts as its
- * last checksum, as a Map's set would; LTX files never repeat one.
+ * replica holds them until the snapshot is applied). Each page number once, as an LTX file
+ * lists them (the decoder refuses a repeat): unlike a Map, a repeat would be read twice.
  */
 export class PageSumList implements PageSums {
   private pgnos = new Uint32Array(256);
