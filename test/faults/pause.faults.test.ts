@@ -64,7 +64,7 @@ describe("a primary paused past its lease TTL", () => {
         cleanups.push(() => app.stop());
         apps.set(n, app);
       }
-      // Transfers the resumed node's app was told committed: none may be missing afterwards.
+      // Transfers acknowledged after a resume in which the node captured a commit: none may be missing afterwards.
       const ackedAfterResume: string[] = [];
       // Commits the resumed node captured after its SIGCONT: must stay 0.
       const capturedAfterResume: string[] = [];
