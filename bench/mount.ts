@@ -7,6 +7,7 @@
  *   node dist/bench/mount.js --fuse-debug        FUSE requests per op, from libfuse's debug log
  *   node dist/bench/mount.js --cpu-prof <dir>    profile the daemon (node --cpu-prof)
  *   node dist/bench/mount.js --skip-sync         daemon with skip-sync: true (what LTX fsyncs cost)
+ *   node dist/bench/mount.js --busy-poll 0       daemon with fuse.busy-poll set (0: off; default 50us)
  *   node dist/bench/mount.js --only lookups,bulk --keep
  *
  * The daemon is a separate `litefs mount` process (bench/support/daemon.ts); this process only
@@ -32,6 +33,8 @@ export interface MountArgs {
   only?: string[];
   keep: boolean;
   skipSync: boolean;
+  /** fuse.busy-poll for the daemon (a duration); unset: the default. */
+  busyPoll?: string;
 }
 
 export function parseMountArgs(argv: string[]): MountArgs {
@@ -44,7 +47,8 @@ export function parseMountArgs(argv: string[]): MountArgs {
     else if (a === "--skip-sync") args.skipSync = true;
     else if (a === "--cpu-prof") args.cpuProfDir = path.resolve(argv[++i] ?? "bench-cpu-prof");
     else if (a === "--only") args.only = (argv[++i] ?? "").split(",").filter(Boolean);
-    else throw new Error(`unknown argument ${a} (known: --quick --fuse-debug --cpu-prof <dir> --skip-sync --only <keys> --keep)`);
+    else if (a === "--busy-poll") args.busyPoll = argv[++i] ?? "";
+    else throw new Error(`unknown argument ${a} (known: --quick --fuse-debug --cpu-prof <dir> --skip-sync --busy-poll <duration> --only <keys> --keep)`);
   }
   return args;
 }
@@ -101,7 +105,7 @@ export async function runMountBench(args: MountArgs): Promise<MountBenchResult> 
   const plainDir = path.join(dir, "plain");
   await fsp.mkdir(plainDir);
   if (args.cpuProfDir) await fsp.mkdir(args.cpuProfDir, { recursive: true });
-  const daemon = new BenchDaemon(dir, { fuseDebug: args.fuseDebug, cpuProfDir: args.cpuProfDir, skipSync: args.skipSync });
+  const daemon = new BenchDaemon(dir, { fuseDebug: args.fuseDebug, cpuProfDir: args.cpuProfDir, skipSync: args.skipSync, busyPoll: args.busyPoll });
 
   // Ctrl-C: stop the daemon and detach the mount before exiting.
   let interrupted = false;
@@ -120,7 +124,7 @@ export async function runMountBench(args: MountArgs): Promise<MountBenchResult> 
   process.on("SIGTERM", onSignal);
 
   const sqliteVersion = (new Database(":memory:").prepare("SELECT sqlite_version()").pluck().get() as string) ?? "?";
-  console.log(`litefs-ts mount benchmark${args.quick ? " (--quick: a tenth of the work)" : ""}${args.fuseDebug ? " (--fuse-debug: mount timings are not representative)" : ""}${args.skipSync ? " (--skip-sync: LTX files not fsynced, not durable)" : ""}`);
+  console.log(`litefs-ts mount benchmark${args.quick ? " (--quick: a tenth of the work)" : ""}${args.fuseDebug ? " (--fuse-debug: mount timings are not representative)" : ""}${args.skipSync ? " (--skip-sync: LTX files not fsynced, not durable)" : ""}${args.busyPoll !== undefined ? ` (fuse.busy-poll: ${args.busyPoll})` : ""}`);
   console.log(`node ${process.version}, SQLite ${sqliteVersion}, ${os.cpus().length} cores, ${os.type()} ${os.release()}`);
   console.log(`folder ${dir}\n`);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what litefs-ts needs on a Debian machine (as root), only what is missing:
-# FUSE 2 (fuse-native loads libfuse.so.2), the sqlite3 CLI (tests and demo), Python 3, make and
-# g++ (npm ci compiles the vendored fuse-native, vendor/fuse-native), openssl (the TLS tests make
+# FUSE 2 (the binding loads libfuse.so.2), the sqlite3 CLI (tests and demo), Python 3, make and
+# g++ (npm ci compiles the FUSE binding, vendor/litefs-fuse), openssl (the TLS tests make
 # their certificates with it), and the npm dependencies.
 # Safe to run again.
 set -euo pipefail
@@ -24,12 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -e /dev/fuse ] || { echo "setup: /dev/fuse is missing: this machine (or container) cannot mount FUSE filesystems" >&2; exit 1; }
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f vendor/fuse-native/build/Release/fuse.node ]; then
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f vendor/litefs-fuse/build/Release/litefs_fuse.node ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
-elif [ vendor/fuse-native/fuse-native.c -nt vendor/fuse-native/build/Release/fuse.node ]; then
-  # The vendored binding changed since it was compiled (a pull): compile it again.
-  echo "setup: npm rebuild fuse-native"
-  npm rebuild fuse-native --no-audit --no-fund
+elif [ vendor/litefs-fuse/litefs-fuse.c -nt vendor/litefs-fuse/build/Release/litefs_fuse.node ]; then
+  # The binding changed since it was compiled (a pull). Its install script (node-gyp-build)
+  # keeps an existing build, so the old one goes first.
+  echo "setup: rebuilding vendor/litefs-fuse"
+  rm -rf vendor/litefs-fuse/build
+  npm rebuild litefs-fuse --no-audit --no-fund
 fi
 npm run --silent build

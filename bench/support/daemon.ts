@@ -26,6 +26,8 @@ export interface DaemonOptions {
    * to measure what that durability costs per commit.
    */
   skipSync?: boolean;
+  /** fuse.busy-poll (a duration such as "0" or "50us"); unset: the daemon's default. */
+  busyPoll?: string;
   /** The config after `fuse:` and `data:` (http, lease); default: a single static primary. */
   config?: string[];
   /** data.retention; long by default so no LTX file goes away while a benchmark counts them. */
@@ -89,6 +91,7 @@ export class BenchDaemon {
     const yaml = [
       "fuse:",
       `  dir: ${this.mnt}`,
+      ...(o.busyPoll !== undefined ? [`  busy-poll: ${JSON.stringify(o.busyPoll)}`] : []),
       "data:",
       `  dir: ${this.dataDir}`,
       `  retention: ${o.retention ?? "1h"}`,

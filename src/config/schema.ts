@@ -198,6 +198,8 @@ const fuseSchema = z.strictObject({
   dir: dir(DEFAULT_FUSE_DIR),
   "allow-other": bool(false),
   debug: bool(false),
+  // Beyond a few milliseconds it only burns CPU: requests of one transaction come much closer.
+  "busy-poll": duration(0.05).refine((ms) => ms <= 10, { message: "must be at most 10ms (it is how long a CPU spins waiting for the next request)" }),
 });
 
 const tlsSchema = crossCheck(z.strictObject({ cert: str(), key: str(), ca: str() }), ["cert", "key", "ca"], (tls, issue) => {
@@ -461,7 +463,7 @@ function toConfig(p: Parsed, opts: { cwd: string; hostname: string }): Config {
       retentionMs: p.data.retention,
       retentionMonitorIntervalMs: p.data["retention-monitor-interval"],
     },
-    fuse: { dir: resolve(p.fuse.dir), allowOther: p.fuse["allow-other"], debug: p.fuse.debug },
+    fuse: { dir: resolve(p.fuse.dir), allowOther: p.fuse["allow-other"], debug: p.fuse.debug, busyPollMs: p.fuse["busy-poll"] },
     http: {
       addr: p.http.addr,
       snapshotTimeoutMs: p.http["snapshot-timeout"],

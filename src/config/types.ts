@@ -49,6 +49,8 @@ export interface FuseConfig {
   dir: string;
   allowOther: boolean;
   debug: boolean;
+  /** How long the thread serving FUSE keeps polling for the next request before it sleeps (0: never). */
+  busyPollMs: number;
 }
 
 export interface HttpConfig {

@@ -168,7 +168,12 @@ export class Daemon {
     this.mount = new FuseMount(
       config.fuse.dir,
       fileSystem.operations(),
-      { allowOther: config.fuse.allowOther, debug: this.opts.fuseDebug ?? config.fuse.debug, strayDir: path.join(this.store.dataDir, "stray") },
+      {
+        allowOther: config.fuse.allowOther,
+        debug: this.opts.fuseDebug ?? config.fuse.debug,
+        busyPollMs: config.fuse.busyPollMs,
+        strayDir: path.join(this.store.dataDir, "stray"),
+      },
       log,
     );
     await this.mount.mount();

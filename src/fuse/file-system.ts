@@ -18,7 +18,7 @@ type Callback = (...args: any[]) => void;
 const MAX_REMEMBERED_ENTRIES = 1024;
 
 const E = os.constants.errno;
-/** fuse-native wants negative errno values. */
+/** The binding (vendor/litefs-fuse, fuse-native's interface) wants negative errno values. */
 export const errno = {
   EPERM: -E.EPERM,
   ENOENT: -E.ENOENT,
@@ -80,7 +80,7 @@ export interface FuseObserver {
 }
 
 /**
- * The fuse-native operations for the mount: one flat directory of databases and their
+ * The path-based FUSE operations for the mount: one flat directory of databases and their
  * companion files. Each FUSE request does one lookup, one backing I/O and one callback; errors
  * from the core become errno values with a log line that says why.
  */
@@ -95,7 +95,7 @@ export class FileSystem {
   private readonly log: Logger;
   /** Paths already parsed (entries are immutable). */
   private readonly entries = new Map<string, MountEntry | null>();
-  /** Every getattr answer of a database file, reused: fuse-native copies it before the callback returns. */
+  /** Every getattr answer of a database file, reused: the binding copies it before the callback returns. */
   private readonly statReply = { mode: 0, size: 0, mtime: 0, atime: 0, ctime: 0, uid: this.uid, gid: this.gid, nlink: 1 };
   /** performance.now() when the handler of the request being handled started; NaN between requests. */
   private handlerStartedAt = NaN;
@@ -106,7 +106,7 @@ export class FileSystem {
     this.log = opts.log;
   }
 
-  /** The operations object for fuse-native. */
+  /** The operations object for the binding (vendor/litefs-fuse). */
   operations(): Record<string, Callback> {
     const ops: Record<string, Callback> = {
       getattr: (p: string, cb: Callback) => this.getattr(p, cb),
@@ -156,11 +156,6 @@ export class FileSystem {
     const observe = this.opts.observer?.timer(op);
     return (...args: any[]) => {
       const started = performance.now();
-      if (typeof args[0] !== "string") {
-        // An unpatched binding passes garbage for an unlinked open file (vendor/fuse-native/LITEFS-PATCH.md).
-        this.log.error({ op, path: String(args[0]) }, "fuse-native passed a path that is not a string: rebuild it (npm rebuild fuse-native)");
-        args[0] = "";
-      }
       if (observe) {
         const cb = args[args.length - 1] as Callback;
         args[args.length - 1] = (...result: any[]) => {

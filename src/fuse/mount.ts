@@ -5,52 +5,53 @@ import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
 
-import { setCloseOnExecFor } from "../os/cloexec.js";
 import { MountError } from "./errors.js";
 
 const require = createRequire(import.meta.url);
 
-// fuse-native (vendor/fuse-native: 2.2.6 patched to report the caller's PID) is CommonJS without types.
-const Fuse = require("fuse-native") as any;
+// litefs-fuse (vendor/litefs-fuse: libfuse's low-level API served on the event loop) is CommonJS without types.
+const Fuse = require("litefs-fuse") as any;
 
 export interface MountOptions {
   allowOther: boolean;
   debug: boolean;
+  /** fuse.busy-poll: how long to keep polling for the next request before sleeping. */
+  busyPollMs: number;
   /** Where files found in the bare fuse.dir are moved (data.dir/stray). */
   strayDir: string;
 }
 
 /**
- * libfuse 2.9 options. fuse-native only passes a whitelist (and drops any option set to 0), so
- * the option string is built here (DESIGN.md section 9):
+ * How the mount is served (DESIGN.md section 12):
  * - entry/attr/negative timeouts keep SQLite's per-transaction lookups (`-journal`/`-wal`
  *   existence, fstat) in the kernel; safe because every change goes through the mount.
- * - auto_cache keeps file pages cached across opens unless mtime/size moved, which also makes
- *   the synthetic files (whose mtime moves with their content) fresh on every open.
- * - hard_remove: unlinked open files are removed, not renamed to `.fuse_hidden*`.
- * - big_writes/max_write: a 64 KiB page arrives as one write, not sixteen.
+ * - autoCache keeps file pages cached across opens unless mtime/size moved (stat'ed again at
+ *   every open), which also makes the synthetic files (whose mtime moves with their content)
+ *   fresh on every open.
+ * - unlinked open files stay usable through their handles (libfuse's hard_remove), never renamed
+ *   to `.fuse_hidden*`.
+ * - maxWrite: a 64 KiB page arrives as one write, not sixteen.
  * - no direct_io: it breaks WAL (SQLITE_IOERR_SHMMAP) and makes reads 100x slower.
+ * - busyPollUs: the event loop keeps reading the FUSE device for a moment after each request;
+ *   an app's next request usually comes within microseconds, and a sleeping thread costs a
+ *   VM tens of microseconds to wake (docs/benchmarks.md).
  * - nonempty: files in the bare directory are moved aside first (moveLeftoversAside), but an app
  *   still running may create one again before the mount is up; the node must come back anyway.
  */
-function fuseOptionString(opts: MountOptions): string {
-  const options = [
-    "fsname=litefs",
-    "subtype=litefs",
-    "default_permissions",
-    "hard_remove",
-    "nonempty",
-    "big_writes",
-    "max_write=131072",
-    "auto_cache",
-    "ac_attr_timeout=0",
-    "entry_timeout=10",
-    "attr_timeout=10",
-    "negative_timeout=1",
-  ];
-  if (opts.allowOther) options.push("allow_other");
-  if (opts.debug) options.push("debug");
-  return `-o${options.join(",")}`;
+function fuseOptions(opts: MountOptions) {
+  const mountOptions = ["fsname=litefs", "subtype=litefs", "default_permissions", "nonempty"];
+  if (opts.allowOther) mountOptions.push("allow_other");
+  return {
+    mountOptions,
+    debug: opts.debug,
+    maxWrite: 131072,
+    entryTimeout: 10,
+    attrTimeout: 10,
+    negativeTimeout: 1,
+    autoCache: true,
+    acAttrTimeout: 0,
+    busyPollUs: Math.round(opts.busyPollMs * 1000),
+  };
 }
 
 export class FuseMount {
@@ -67,14 +68,11 @@ export class FuseMount {
     await cleanStaleMount(this.dir, this.log);
     await fsp.mkdir(this.dir, { recursive: true });
     await this.moveLeftoversAside();
-    const optionString = fuseOptionString(this.opts);
-    const fuse = new Fuse(this.dir, this.ops, { force: false, mkdir: true, timeout: false });
-    fuse._fuseOptions = () => optionString;
+    const fuse = new Fuse(this.dir, this.ops, fuseOptions(this.opts));
     await new Promise<void>((resolve, reject) =>
       fuse.mount((err: Error | null) => (err ? reject(new MountError("MOUNT_FAILED", `cannot mount ${this.dir}: ${err.message}`)) : resolve())),
     );
     this.fuse = fuse;
-    setCloseOnExecFor("/dev/fuse");
     this.log.info({ dir: this.dir }, "mounted");
   }
 
@@ -112,8 +110,8 @@ export class FuseMount {
   }
 
   /**
-   * The process that made the FUSE request being handled: the kernel's request header, read by
-   * the patched binding before each operation runs (valid until the handler's first await).
+   * The process that made the FUSE request being handled: the kernel's request header, set by
+   * the binding before each operation runs (valid until the handler's first await; 0 after).
    * A thread ID when the caller used a thread other than its main one.
    */
   callerPid(): number {

@@ -15,7 +15,7 @@ import type { PeerApi } from "./seams.js";
 /**
  * The HALT lock (LiteFS's migration flow, DESIGN.md section 9): a replica takes the primary's
  * write lock on one database, writes it locally, and sends each commit to the primary, which
- * applies it and streams it to everyone. fuse-native cannot see lock requests, so the lock is
+ * applies it and streams it to everyone. The FUSE binding sees no lock requests, so the lock is
  * taken through the cluster API by `litefs run -with-halt-lock-on`, not by locking a -lock file.
  *
  * HaltGrants is the primary's side, HaltHolds the replica's; the Node owns one of each and asks

@@ -9,7 +9,7 @@ const LITEFS_DEFAULTS: Config = {
   strictVerify: false,
   exec: [],
   data: { dir: "/var/lib/litefs", compress: true, retentionMs: 600_000, retentionMonitorIntervalMs: 60_000 },
-  fuse: { dir: "/litefs", allowOther: false, debug: false },
+  fuse: { dir: "/litefs", allowOther: false, debug: false, busyPollMs: 0.05 },
   http: { addr: ":20202", snapshotTimeoutMs: 0 },
   proxy: {
     addr: undefined,
@@ -109,6 +109,7 @@ describe("every key is read", () => {
         dir: /mnt/litefs
         allow-other: true
         debug: true
+        busy-poll: 200us
       http:
         addr: "127.0.0.1:3000"
         snapshot-timeout: 2m
@@ -179,7 +180,7 @@ describe("every key is read", () => {
         { cmd: "app serve", ifCandidate: false },
       ],
       data: { dir: "/data/litefs", compress: false, retentionMs: 3_600_000, retentionMonitorIntervalMs: 30_000 },
-      fuse: { dir: "/mnt/litefs", allowOther: true, debug: true },
+      fuse: { dir: "/mnt/litefs", allowOther: true, debug: true, busyPollMs: 0.2 },
       http: {
         addr: "127.0.0.1:3000",
         snapshotTimeoutMs: 120_000,
@@ -291,6 +292,12 @@ describe("types", () => {
     expect(config.fuse.debug).toBe(true);
     expect(config.data.compress).toBe(false);
     expect(config.lease.candidate).toBe(false);
+  });
+
+  test("fuse.busy-poll is a duration of at most 10ms; 0 turns it off", () => {
+    expect(parse(MINIMAL + "fuse:\n  busy-poll: 0\n").fuse.busyPollMs).toBe(0);
+    expect(problemAt(MINIMAL + "fuse:\n  busy-poll: 1s\n", "fuse.busy-poll").message).toMatch(/at most 10ms/);
+    expect(problemAt(MINIMAL + "fuse:\n  busy-poll: fast\n", "fuse.busy-poll").message).toMatch(/duration/);
   });
 
   test("a boolean key with another value is refused at its line", () => {

@@ -5,10 +5,10 @@ import { info } from "../support/roles.js";
 import { sqlite3 } from "../support/sqlite-clients.js";
 
 /**
- * The mount uses hard_remove, so libfuse hands a NULL path to the operations on a file that is
- * still open after it was unlinked (SQLite does this with a -wal or -journal that another
- * connection deletes). The vendored fuse-native used to pass that NULL on to JavaScript and the
- * daemon died of SIGSEGV (seen under load in the handoff tests: a demoted primary vanished).
+ * A file still open after it was unlinked (SQLite does this with a -wal or -journal that another
+ * connection deletes) keeps its inode, with an empty path, for the handles open on it
+ * (vendor/litefs-fuse/README.md). The fuse-native binding used before passed a NULL path on to
+ * JavaScript and the daemon died of SIGSEGV (seen under load in the handoff tests).
  */
 
 let node: LitefsNode;
