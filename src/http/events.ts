@@ -35,6 +35,8 @@ export function serveEvents(node: Node, res: ServerResponse, log: Logger): Promi
   };
   let last = JSON.stringify(primaryData());
   const send = (ev: LitefsEvent): void => {
+    // Destroyed: 'close' (which unsubscribes) comes on a later tick, after more commits maybe.
+    if (res.destroyed) return;
     if (res.writableLength > MAX_BUFFERED_BYTES) {
       log.warn({ buffered: res.writableLength }, "event stream subscriber is not reading: disconnected");
       res.destroy();
