@@ -136,8 +136,13 @@ export class BackingFile {
     }
   }
 
-  unlink(): void {
+  /**
+   * Removes the file. `recycle`: into the spare pool instead, when there is one with room
+   * (spare-files.ts); only for a file no other descriptor reads (the journal at its commit).
+   */
+  unlink(recycle = false): void {
     this.close();
+    if (recycle && this.spares?.recycle(this.path)) return;
     try {
       fs.unlinkSync(this.path);
     } catch (err) {

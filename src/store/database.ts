@@ -243,7 +243,9 @@ export class Database {
       case "journal":
         this.journal.journalChanged();
         this.journal.onInvalidate("unlink");
-        this.files.journal.unlink();
+        // Recycled: nothing reads a journal's backing file after its commit, and its inode is
+        // the next journal's (DELETE mode creates and removes one per transaction).
+        this.files.journal.unlink(true);
         break;
       case "wal":
         this.beforeChange("wal", 0, Infinity);

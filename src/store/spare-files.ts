@@ -8,6 +8,10 @@ const DEFAULT_TARGET = 64;
 const FILLERS = 3;
 /** After a failed refill (inodes or space exhausted), the next attempt waits this long. */
 const RETRY_AFTER_MS = 1000;
+/** Recycled files kept at most, as a multiple of the target (beyond it they are removed). */
+const MAX_READY_FACTOR = 2;
+/** Where recycled files wait, inside the spare folder. */
+const RECYCLED_DIR = "recycled";
 
 /**
  * Empty files created ahead of time on the thread pool and renamed into place when a file is
@@ -18,6 +22,10 @@ const RETRY_AFTER_MS = 1000;
  * and its parent must exist: it is never created, so a fill still running when the data dir is
  * removed cannot bring it back. When none is ready, or the rename fails, the caller creates its
  * file itself.
+ *
+ * A file that would be removed can be recycled instead (`recycle`): renamed into the pool and
+ * emptied. On the ext4 of the test machines (no journal) a removal also makes the next creates
+ * slower: the allocator skips, one by one, inodes freed in the last minutes.
  */
 export class SpareFiles {
   private readonly ready: string[] = [];
@@ -26,6 +34,9 @@ export class SpareFiles {
   private closed = false;
   private retryAt = 0;
   private seq = 0;
+  /** Recycled files being emptied (not ready yet). */
+  private emptying = 0;
+  private recycledDirMade = false;
 
   constructor(
     private readonly dir: string,
@@ -43,6 +54,44 @@ export class SpareFiles {
     } catch {
       return false; // e.g. EXDEV: dest is on another filesystem; the caller creates it
     }
+  }
+
+  /**
+   * Removes `file` from its folder by moving it into the pool, where it is emptied before it is
+   * handed out again; false (nothing moved) when the pool is full or closed, or the rename fails:
+   * the caller then removes the file itself. The name goes at once, as with unlink, so only a
+   * file nobody reads any more may be recycled: a reader's descriptor would see it emptied.
+   */
+  recycle(file: string): boolean {
+    if (this.closed || this.ready.length + this.emptying >= this.target * MAX_READY_FACTOR) return false;
+    const dest = path.join(this.dir, RECYCLED_DIR, String(++this.seq));
+    try {
+      fs.renameSync(file, dest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || this.recycledDirMade) return false;
+      // The first recycle: make the folder (never its parents, as fill does), then try again.
+      try {
+        fs.mkdirSync(path.join(this.dir, RECYCLED_DIR));
+        this.recycledDirMade = true;
+        fs.renameSync(file, dest);
+      } catch {
+        return false;
+      }
+    }
+    this.recycledDirMade = true;
+    this.emptying++;
+    fsp.truncate(dest, 0).then(
+      () => {
+        this.emptying--;
+        if (this.closed) return; // left for the folder's removal at the next start
+        this.ready.push(dest);
+      },
+      () => {
+        this.emptying--;
+        fs.rm(dest, { force: true }, () => undefined);
+      },
+    );
+    return true;
   }
 
   /**

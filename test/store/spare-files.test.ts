@@ -76,4 +76,40 @@ describe("SpareFiles", () => {
     await takeOne(spares, path.join(dir, "same-filesystem")); // still usable
     await spares.close();
   });
+
+  it("recycles a removed file: its name goes at once, and it comes back empty as a spare", async () => {
+    const spares = new SpareFiles(path.join(dir, "spare"), 4);
+    await takeOne(spares, path.join(dir, "warm")); // the pool's folder exists once a fill ran
+    const journal = path.join(dir, "journal");
+    fs.writeFileSync(journal, Buffer.alloc(8192, 7));
+    const ino = fs.statSync(journal).ino;
+    expect(spares.recycle(journal)).toBe(true);
+    expect(fs.existsSync(journal)).toBe(false);
+    // Taken last in, first out once emptied: the same inode, with nothing in it.
+    await waitFor(() => {
+      const dest = path.join(dir, `again-${Math.random()}`);
+      return spares.take(dest) && fs.statSync(dest).ino === ino;
+    }, 10_000, "the recycled file handed out again");
+    const again = fs.readdirSync(dir).find((f) => f.startsWith("again-") && fs.statSync(path.join(dir, f)).ino === ino)!;
+    expect(fs.statSync(path.join(dir, again)).size).toBe(0);
+    await spares.close();
+  });
+
+  it("refuses to recycle when the pool is full, closed, or the file is missing: the caller removes it", async () => {
+    const spares = new SpareFiles(path.join(dir, "spare"), 2);
+    await takeOne(spares, path.join(dir, "warm"));
+    expect(spares.recycle(path.join(dir, "missing"))).toBe(false);
+    const results = [];
+    for (let i = 0; i < 6; i++) {
+      const f = path.join(dir, `r${i}`);
+      fs.writeFileSync(f, "x");
+      results.push(spares.recycle(f));
+    }
+    expect(results.filter((r) => !r).length).toBeGreaterThan(0); // at most twice the target
+    await spares.close();
+    const f = path.join(dir, "after-close");
+    fs.writeFileSync(f, "x");
+    expect(spares.recycle(f)).toBe(false);
+    expect(fs.existsSync(f)).toBe(true);
+  });
 });
