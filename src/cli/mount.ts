@@ -31,7 +31,7 @@ export function registerMount(program: Command): void {
         debug: Boolean(flags.debug),
         fuseDebug: Boolean(flags["fuse.debug"] ?? flags.fuseDebug),
       };
-      // Exit explicitly: with -skip-unmount the FUSE thread would keep the process alive.
+      // Exit explicitly: with -skip-unmount the mount's device poll would keep the process alive.
       process.exit(await runMount(mountFlags, cmd));
     });
 }

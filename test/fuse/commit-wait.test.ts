@@ -8,8 +8,9 @@ import { sqlite3 } from "../support/sqlite-clients.js";
 
 /**
  * The FUSE reply that completes a commit can wait on a promise (what synchronous replication
- * will wait on) while the mount keeps serving other requests: libfuse's multithreaded loop
- * blocks only the thread whose reply is held. Proven with the daemon's test-only commit gate.
+ * will wait on) while the mount keeps serving other requests: the binding answers each request
+ * whenever its callback runs, so a held reply holds only its own request. Proven with the
+ * daemon's test-only commit gate.
  *
  * What the kernel itself serialises still waits: the held request keeps its file's inode lock
  * (so readers of that same -wal or journal wait too), and in DELETE mode the commit is an unlink,

@@ -18,6 +18,8 @@ export async function makeTempDir(label: string): Promise<string> {
 export interface NodeConfig {
   /** Extra YAML appended to the generated config. */
   extraYaml?: string;
+  /** fuse.busy-poll (a duration); unset: the default. */
+  busyPoll?: string;
   candidate?: boolean;
   compress?: boolean;
   retention?: string;
@@ -82,6 +84,7 @@ export class LitefsNode {
     const yaml = [
       "fuse:",
       `  dir: ${this.mnt}`,
+      ...(c.busyPoll !== undefined ? [`  busy-poll: "${c.busyPoll}"`] : []),
       "data:",
       `  dir: ${this.dataDir}`,
       `  compress: ${c.compress ?? true}`,

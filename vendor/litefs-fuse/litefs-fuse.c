@@ -364,8 +364,11 @@ static const struct fuse_lowlevel_ops LL_OPS = {
 
 // ---- the device -----------------------------------------------------------------------------
 
-// Bounded so that timers and sockets get their turn under a flood of requests.
+// Bounded so that timers, sockets and the thread pool's completions get their turn under a
+// flood of requests: one wake-up handles at most this many per read pass, and spends at most
+// MAX_TURN_NS before it returns to libuv (which calls it again at once if the device is readable).
 #define MAX_REQUESTS_PER_WAKEUP 64
+#define MAX_TURN_NS 1000000
 
 static void on_poll_closed (uv_handle_t *handle) {
   mount_t *m = (mount_t *) handle->data;
@@ -416,9 +419,11 @@ static void on_readable (uv_poll_t *handle, int status, int events) {
   // Busy-poll for a moment before going back to epoll. An application's next request usually
   // follows its answer within microseconds, and waking this thread once it slept costs tens of
   // microseconds in a VM whose idle vCPUs halt (Firecracker: a VM exit per wake-up; measured in
-  // docs/benchmarks.md). Other events wait at most busy_poll_ns.
-  uint64_t deadline = uv_hrtime() + m->busy_poll_ns;
-  while (m->busy_poll_ns > 0 && uv_hrtime() < deadline) {
+  // docs/benchmarks.md). Other events wait at most MAX_TURN_NS, however busy the device.
+  uint64_t now = uv_hrtime();
+  uint64_t turn_end = now + MAX_TURN_NS;
+  uint64_t deadline = now + m->busy_poll_ns;
+  while (m->busy_poll_ns > 0 && (now = uv_hrtime()) < deadline && now < turn_end) {
     // Polite spinning: a thread waiting for this CPU (perhaps the very app whose next request
     // this waits for) runs first.
     sched_yield();
