@@ -390,10 +390,10 @@ export class FileSystem {
 
   /**
    * Answers at once, or once a commit the request completed may be acknowledged: other requests
-   * are served meanwhile (the binding answers each request whenever its callback runs). A commit that can no longer
-   * be acknowledged (STORE_COMMIT_LOST: this node stopped being primary while it waited for
-   * replicas) fails with EIO, so SQLite reports an I/O error instead of a success the cluster
-   * does not hold. Any other rejection: SQLite could not be told the truth, so the node stops.
+   * are served meanwhile (the binding answers each request whenever its callback runs). A commit
+   * that can no longer be acknowledged (STORE_COMMIT_LOST: this node stopped being primary while
+   * it waited for replicas) fails with EIO, so SQLite reports an I/O error instead of a success
+   * the cluster does not hold. Any other rejection: SQLite could not be told the truth, so the node stops.
    */
   private reply(wait: CommitWait, cb: Callback, result: number, p: string, op: string): void {
     if (wait === null) return cb(result);
