@@ -119,7 +119,7 @@ export class FileSystem {
       truncate: (p: string, size: number, cb: Callback) => this.truncate(p, size, cb),
       ftruncate: (p: string, fh: number, size: number, cb: Callback) => this.ftruncate(p, fh, size, cb),
       unlink: (p: string, cb: Callback) => this.unlink(p, cb),
-      fsync: (p: string, _datasync: boolean, fh: number, cb: Callback) => this.fsync(fh, cb),
+      fsync: (p: string, datasync: boolean, fh: number, cb: Callback) => this.fsync(fh, datasync, cb),
       fsyncdir: (_p: string, _datasync: boolean, _fh: number, cb: Callback) => this.fsyncdir(cb),
       flush: (_p: string, _fh: number, cb: Callback) => cb(0),
       release: (_p: string, fh: number, cb: Callback) => this.release(fh, cb),
@@ -410,11 +410,12 @@ export class FileSystem {
     );
   }
 
-  private fsync(fh: number, cb: Callback): void {
+  /** `datasync`: the app called fdatasync (SQLite does for its journal), and so do we. */
+  private fsync(fh: number, datasync: boolean, cb: Callback): void {
     const file = this.handles.get(fh);
     if (!file) return cb(errno.EBADF);
     try {
-      if (file.node instanceof DatabaseFileNode) file.node.db.sync(file.node.kind);
+      if (file.node instanceof DatabaseFileNode) file.node.db.sync(file.node.kind, datasync);
       return cb(0);
     } catch (err) {
       return cb(this.toErrno(err, this.describe(file), "fsync"));

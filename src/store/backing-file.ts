@@ -112,8 +112,11 @@ export class BackingFile {
     fs.ftruncateSync(this.open(true), size);
   }
 
-  sync(): void {
-    if (this.fd !== null) fs.fsyncSync(this.fd);
+  /** `dataOnly`: fdatasync (the data and the size, not the timestamps). */
+  sync(dataOnly = false): void {
+    if (this.fd === null) return;
+    if (dataOnly) fs.fdatasyncSync(this.fd);
+    else fs.fsyncSync(this.fd);
   }
 
   /**

@@ -224,11 +224,12 @@ export class Database {
   /**
    * SQLite fsyncs one of the database's files: every LTX written so far becomes durable before
    * the file does, so whatever SQLite made durable is never ahead of the LTX history.
+   * `dataOnly`: fdatasync, as SQLite asked (its journal syncs under synchronous=FULL).
    */
-  sync(kind: FileKind): void {
+  sync(kind: FileKind, dataOnly = false): void {
     if (this.opts.skipSync) return;
     this.ltx.syncPending();
-    this.files[kind].sync();
+    this.files[kind].sync(dataOnly);
   }
 
   create(kind: FileKind): void {
