@@ -229,6 +229,14 @@ class Fuse {
     binding.replyEntry(req, node.ino, this.statArray(st), this.opts.entryTimeout, this.opts.attrTimeout)
   }
 
+  /** Answers `req` with the entry of a name just made (mknod, mkdir, symlink, link). */
+  entryOf (req, path) {
+    this.ops.getattr(path, (err, st) => {
+      if (err) return binding.replyErr(req, errnoOf(err))
+      this.replyEntry(req, this.inodes.lookup(path), st)
+    })
+  }
+
   /** A name made by mknod, mkdir or symlink: answered as a lookup of it. */
   makeEntry (req, parent, name, op, make) {
     const path = this.inodes.childPath(parent, name)
@@ -236,10 +244,7 @@ class Fuse {
     if (!this.ops[op]) return binding.replyErr(req, ENOSYS)
     make(path, this.once(req, (err) => {
       if (err) return binding.replyErr(req, errnoOf(err))
-      this.ops.getattr(path, (err, st) => {
-        if (err) return binding.replyErr(req, errnoOf(err))
-        this.replyEntry(req, this.inodes.lookup(path), st)
-      })
+      this.entryOf(req, path)
     }))
   }
 
@@ -251,10 +256,7 @@ class Fuse {
     if (!this.ops.link) return binding.replyErr(req, ENOSYS)
     this.ops.link(node.path, path, this.once(req, (err) => {
       if (err) return binding.replyErr(req, errnoOf(err))
-      this.ops.getattr(path, (err, st) => {
-        if (err) return binding.replyErr(req, errnoOf(err))
-        this.replyEntry(req, this.inodes.lookup(path), st)
-      })
+      this.entryOf(req, path)
     }))
   }
 
