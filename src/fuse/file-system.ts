@@ -410,7 +410,7 @@ export class FileSystem {
     );
   }
 
-  /** `datasync`: the app called fdatasync (SQLite does for its journal), and so do we. */
+  /** `datasync`: the app called fdatasync (SQLite on Linux does for every sync), and so do we. */
   private fsync(fh: number, datasync: boolean, cb: Callback): void {
     const file = this.handles.get(fh);
     if (!file) return cb(errno.EBADF);

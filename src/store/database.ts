@@ -224,7 +224,7 @@ export class Database {
   /**
    * SQLite fsyncs one of the database's files: every LTX written so far becomes durable before
    * the file does, so whatever SQLite made durable is never ahead of the LTX history.
-   * `dataOnly`: fdatasync, as SQLite asked (its journal syncs under synchronous=FULL).
+   * `dataOnly`: fdatasync, as the app asked (SQLite on Linux does for every sync).
    */
   sync(kind: FileKind, dataOnly = false): void {
     if (this.opts.skipSync) return;

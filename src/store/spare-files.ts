@@ -36,7 +36,6 @@ export class SpareFiles {
   private seq = 0;
   /** Recycled files being emptied (not ready yet). */
   private emptying = 0;
-  private recycledDirMade = false;
 
   constructor(
     private readonly dir: string,
@@ -66,19 +65,10 @@ export class SpareFiles {
     if (this.closed || this.ready.length + this.emptying >= this.target * MAX_READY_FACTOR) return false;
     const dest = path.join(this.dir, RECYCLED_DIR, String(++this.seq));
     try {
-      fs.renameSync(file, dest);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || this.recycledDirMade) return false;
-      // The first recycle: make the folder (never its parents, as fill does), then try again.
-      try {
-        fs.mkdirSync(path.join(this.dir, RECYCLED_DIR));
-        this.recycledDirMade = true;
-        fs.renameSync(file, dest);
-      } catch {
-        return false;
-      }
+      fs.renameSync(file, dest); // fails until a first fill has made the folder
+    } catch {
+      return false;
     }
-    this.recycledDirMade = true;
     this.emptying++;
     fsp.truncate(dest, 0).then(
       () => {
@@ -120,6 +110,7 @@ export class SpareFiles {
    */
   private async fill(): Promise<void> {
     await mkdirIfMissing(this.dir);
+    await mkdirIfMissing(path.join(this.dir, RECYCLED_DIR));
     const filler = async (i: number) => {
       const dir = path.join(this.dir, String(i));
       await mkdirIfMissing(dir);
