@@ -88,6 +88,28 @@ describe("rollbacks record nothing", () => {
       expect(after.postApplyChecksum).toBe(before.postApplyChecksum);
       expect(await sqlite3(db, "SELECT count(*) FROM t;")).toBe("0");
     });
+
+    it(`a rolled-back update of hundreds of existing pages in ${mode} mode leaves no LTX file`, async () => {
+      // More pages than commitTransaction checksums before writing (256): this rollback is only
+      // found out while its LTX is encoded, and that file must go again.
+      const name = `spill-update-${mode}.db`;
+      const db = node.db(name);
+      await sqlite3(
+        db,
+        `PRAGMA journal_mode=${mode}; CREATE TABLE t (v BLOB); ` +
+          "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) INSERT INTO t SELECT randomblob(3000) FROM n;",
+      );
+      const before = Position.parse(await node.pos(name));
+      const files = await node.ltxFiles(name);
+      await sqlite3(db, "PRAGMA cache_size=2; BEGIN; UPDATE t SET v = randomblob(3000); ROLLBACK;");
+      const after = await expectConsistent(name);
+      expect(after.txid).toBe(before.txid);
+      expect(after.postApplyChecksum).toBe(before.postApplyChecksum);
+      expect(await fsp.readdir(node.ltxDir(name))).toEqual(files);
+      // And a big commit after it is recorded as usual.
+      await sqlite3(db, "PRAGMA cache_size=2; UPDATE t SET v = randomblob(3000);");
+      expect((await expectConsistent(name)).txid).toBe(before.txid + 1);
+    });
   }
 });
 
