@@ -29,7 +29,8 @@ export function registerMount(program: Command): void {
         expandEnv: flags.expandEnv !== false,
         skipUnmount: Boolean(flags.skipUnmount),
         debug: Boolean(flags.debug),
-        fuseDebug: Boolean(flags["fuse.debug"] ?? flags.fuseDebug),
+        // Absent: undefined, so that fuse.debug in the config decides.
+        fuseDebug: flags["fuse.debug"] === true || flags.fuseDebug === true ? true : undefined,
       };
       // Exit explicitly: with -skip-unmount the mount's device poll would keep the process alive.
       process.exit(await runMount(mountFlags, cmd));

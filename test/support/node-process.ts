@@ -20,6 +20,8 @@ export interface NodeConfig {
   extraYaml?: string;
   /** fuse.busy-poll (a duration); unset: the default. */
   busyPoll?: string;
+  /** fuse.debug: libfuse prints every request to the daemon's stderr (in `logs`). */
+  fuseDebug?: boolean;
   candidate?: boolean;
   compress?: boolean;
   retention?: string;
@@ -85,6 +87,7 @@ export class LitefsNode {
       "fuse:",
       `  dir: ${this.mnt}`,
       ...(c.busyPoll !== undefined ? [`  busy-poll: "${c.busyPoll}"`] : []),
+      ...(c.fuseDebug ? ["  debug: true"] : []),
       "data:",
       `  dir: ${this.dataDir}`,
       `  compress: ${c.compress ?? true}`,
