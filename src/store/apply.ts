@@ -255,13 +255,38 @@ export async function applyReceivedBatch(
     db.ltx.remove(db.ltx.list().filter((f) => f.maxTxid >= maxTxid && !paths.includes(f.path)));
   }
 
+  // From the first page written until the positions are set, the file is ahead of its position:
+  // a snapshot or export waits (Database.applyIdle).
+  const applied = db.beginApply();
+  try {
+    await writePagesAndRecord(db, files, paths, withPages, writer, opts.resetWal);
+  } finally {
+    applied();
+  }
+
+  if (withPages > 0) {
+    // The pages are durable before the marker goes; readers already see them (the position moved above).
+    if (!db.skipSync) await fsyncFileAsync(db.files.database.path, true);
+    db.applyMarker.end(db.position.txid, snapshot >= 0 || last.header.commit === 0);
+  }
+}
+
+/** Steps 2 and 3 of applyReceivedBatch: the pages into the database file, then each file's position. */
+async function writePagesAndRecord(
+  db: Database,
+  files: readonly ReceivedLtx[],
+  paths: readonly string[],
+  withPages: number,
+  writer: PageWriter,
+  resetWal: boolean | undefined,
+): Promise<void> {
   if (withPages > 0) {
     const reopen = !db.exists;
     if (reopen) db.markCreated();
     db.pageSize = files[withPages - 1].header.pageSize;
     const toApply: ApplyFile[] = [];
     for (let i = 0; i < withPages; i++) toApply.push({ path: paths[i], pages: files[i].checksums.size, pageSize: files[i].header.pageSize });
-    await writer.apply(db, toApply, { reopen, resetWal: opts.resetWal });
+    await writer.apply(db, toApply, { reopen, resetWal });
   }
 
   for (let i = 0; i < files.length; i++) {
@@ -282,12 +307,6 @@ export async function applyReceivedBatch(
     }
     if (isSnapshot(header)) db.ltx.remove(db.ltx.list().filter((f) => f.maxTxid !== header.maxTxid || f.minTxid !== 1));
     db.notifyApplied(paths[i], header);
-  }
-
-  if (withPages > 0) {
-    // The pages are durable before the marker goes; readers already see them (the position moved above).
-    if (!db.skipSync) await fsyncFileAsync(db.files.database.path, true);
-    db.applyMarker.end(db.position.txid, snapshot >= 0 || last.header.commit === 0);
   }
 }
 

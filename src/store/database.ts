@@ -102,6 +102,9 @@ export class Database {
   private commitWait: CommitWait = null;
   /** Snapshots being written: each keeps the pages it still needs before they change (snapshot.ts). */
   private readonly snapshotViews = new Set<SnapshotView>();
+  /** Batches of received LTX files being written into the file (applyReceivedBatch), and who waits for none. */
+  private appliesRunning = 0;
+  private applyWaiters: Array<() => void> = [];
   /** Counts for operators (read by src/metrics/): writes to each file since this process started, LTX files retention removed. */
   readonly stats: { writes: Record<FileKind, number>; ltxReaped: number } = { writes: { database: 0, journal: 0, wal: 0, shm: 0 }, ltxReaped: 0 };
 
@@ -515,6 +518,31 @@ export class Database {
   addSnapshotView(view: SnapshotView): () => void {
     this.snapshotViews.add(view);
     return () => this.snapshotViews.delete(view);
+  }
+
+  /**
+   * A batch of received files starts being written into the file; the returned function says it is
+   * recorded (its position set). Meanwhile the file holds pages of a position it does not report yet.
+   */
+  beginApply(): () => void {
+    this.appliesRunning++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (--this.appliesRunning > 0) return;
+      const waiters = this.applyWaiters;
+      this.applyWaiters = [];
+      for (const wake of waiters) wake();
+    };
+  }
+
+  /**
+   * Resolves once no batch is being written: the file then holds exactly the position. A snapshot
+   * starts there, synchronously after it resolves, and its view catches every later write.
+   */
+  async applyIdle(): Promise<void> {
+    while (this.appliesRunning > 0) await new Promise<void>((resolve) => this.applyWaiters.push(resolve));
   }
 
   /** Bytes [start, end) of a backing file are about to change: running snapshots keep what they still need first. */

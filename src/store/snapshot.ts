@@ -56,6 +56,9 @@ async function runSnapshot(
   format: SnapshotJob["format"],
   opts: SnapshotOptions,
 ): Promise<{ header: LtxHeader; position: Position; done: { size: number; fileChecksum: bigint; flags: number } }> {
+  // A replica writing received files into the file holds pages of a position it does not report
+  // yet; start after that batch (nothing awaits between here and the view's registration).
+  await db.applyIdle();
   const position = db.position;
   const commit = db.checksums.pageCount;
   const pageSize = db.pageSize;

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { request } from "undici";
-import { Position } from "../../src/ltx/index.js";
+import { Position, databaseChecksum } from "../../src/ltx/index.js";
 import { Cluster } from "../support/cluster.js";
 import { CLI, ROOT, makeTempDir, waitFor, type LitefsNode } from "../support/node-process.js";
 import { apiUrl } from "../support/roles.js";
@@ -205,6 +205,40 @@ describe("import and export", () => {
     } finally {
       await gate("open");
     }
+  });
+
+  test("exports on a replica while it applies a stream of commits: each file is exactly the position it reports", async () => {
+    const db = c.primary.db("stream.db");
+    const writer = spawn(process.execPath, [path.join(ROOT, "test/support/programs/writer.mjs"), db, "wal", "1", "1000000000", "30000"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let acked = 0;
+    let errors = "";
+    writer.stdout.on("data", (d: Buffer) => (acked += d.toString().split("\n").length - 1));
+    writer.stderr.on("data", (d) => (errors += d.toString()));
+    const exited = new Promise((resolve) => writer.once("exit", resolve));
+    try {
+      await waitFor(() => acked > 50, 30_000, "the writer to commit");
+      await waitFor(async () => (await c.replicas[0].pos("stream.db").catch(() => "")) !== "", 30_000, "the replica to have stream.db");
+      // Straight to the API (the CLI's start-up would space the exports out): one export after
+      // the other, each landing wherever the replica's applies happen to be.
+      const seen = new Set<number>();
+      for (let i = 0; i < 40; i++) {
+        const res = await request(`${apiUrl(c.replicas[0])}/export?name=stream.db`);
+        const body = Buffer.from(await res.body.arrayBuffer());
+        expect(res.statusCode, `export ${i}: ${body.toString()}`).toBe(200);
+        const position = Position.parse(String(res.headers["litefs-position"]));
+        const pageSize = Number(res.headers["litefs-page-size"]);
+        expect(databaseChecksum(body, pageSize), `export ${i}`).toBe(position.postApplyChecksum);
+        seen.add(position.txid);
+      }
+      // The replica moved on between the exports: they were taken mid-stream, not at one quiet position.
+      expect(seen.size).toBeGreaterThan(1);
+    } finally {
+      writer.kill("SIGTERM");
+    }
+    await exited;
+    expect(errors).toBe("");
   });
 
   test("a replica refuses an import and names the primary; export works there", async () => {
